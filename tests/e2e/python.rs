@@ -1,0 +1,33 @@
+//! Python clients (kafka-python, confluent-kafka) against the broker.
+//! These tests fail, not skip, when python3 or the packages are missing:
+//! `scripts/test.sh` installs them.
+
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_e2e::{Broker, which};
+
+use crate::common::{assert_success, run_cmd};
+
+fn run_script(name: &str) {
+    let python = which("python3").expect("python3 not found on PATH");
+    let script = format!("{}/python/{name}", env!("CARGO_MANIFEST_DIR"));
+    let broker = Broker::start_default();
+    let out = run_cmd(
+        Command::new(python).arg(&script).arg(broker.bootstrap()),
+        None,
+        Duration::from_secs(180),
+    );
+    eprintln!("{}", out.stdout);
+    assert_success(&out, name);
+}
+
+#[test]
+fn kafka_python_roundtrip() {
+    run_script("kafka_python_roundtrip.py");
+}
+
+#[test]
+fn confluent_kafka_roundtrip() {
+    run_script("confluent_kafka_roundtrip.py");
+}

@@ -1,0 +1,181 @@
+//! Record fields: headers, null keys and values, timestamps and `offsets_for_times`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Timestamp;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use sluice_e2e::{Broker, unique_topic};
+
+use crate::common::{
+    OP_TIMEOUT, Rec, consume_counts, consumer, create_topic, headers_of, produce_ok, producer,
+    wait_topic_ready,
+};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after epoch")
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_null_keys_null_values_and_timestamps() {
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("fields");
+    create_topic(&bootstrap, &topic, 1).await;
+    wait_topic_ready(&bootstrap, &topic, 1);
+
+    let base = now_ms() - 50 * 60 * 1000; // 50 minutes ago
+    let recs = vec![
+        Rec {
+            key: Some(b"with-headers".to_vec()),
+            value: Some(b"v0".to_vec()),
+            timestamp: Some(base),
+            headers: vec![
+                ("h1".to_owned(), Some(b"one".to_vec())),
+                ("h2".to_owned(), Some(Vec::new())),
+                ("h-null".to_owned(), None),
+                ("h1".to_owned(), Some(b"duplicate key".to_vec())),
+                ("bin".to_owned(), Some(vec![0, 255, 1, 254])),
+            ],
+            ..Rec::default()
+        },
+        Rec {
+            key: None,
+            value: Some(b"null key".to_vec()),
+            timestamp: Some(base + 1000),
+            ..Rec::default()
+        },
+        Rec {
+            key: Some(b"null value".to_vec()),
+            value: None,
+            timestamp: Some(base + 2000),
+            ..Rec::default()
+        },
+        Rec {
+            key: Some(b"empty value".to_vec()),
+            value: Some(Vec::new()),
+            timestamp: Some(base + 3000),
+            ..Rec::default()
+        },
+        Rec {
+            key: Some(Vec::new()),
+            value: Some(b"empty key".to_vec()),
+            timestamp: Some(base + 4000),
+            ..Rec::default()
+        },
+        Rec {
+            key: None,
+            value: None,
+            timestamp: Some(base + 5000),
+            headers: vec![("only".to_owned(), None)],
+            ..Rec::default()
+        },
+    ];
+    let producer = producer(&bootstrap, &[("linger.ms", "50")]);
+    let placed = produce_ok(&producer, &topic, &recs).await;
+    assert_eq!(
+        placed,
+        (0..recs.len() as i64).map(|o| (0, o)).collect::<Vec<_>>()
+    );
+
+    let c = consumer(&bootstrap);
+    let got = consume_counts(
+        &c,
+        &topic,
+        &BTreeMap::from([(0, recs.len())]),
+        Duration::from_secs(30),
+    );
+    for (i, (m, r)) in got[&0].iter().zip(&recs).enumerate() {
+        assert_eq!(m.key(), r.key.as_deref(), "record {i}: key (None = null)");
+        assert_eq!(
+            m.payload(),
+            r.value.as_deref(),
+            "record {i}: value (None = null)"
+        );
+        assert_eq!(
+            m.timestamp(),
+            Timestamp::CreateTime(r.timestamp.expect("set")),
+            "record {i}: CreateTime timestamp"
+        );
+        assert_eq!(headers_of(m), r.headers, "record {i}: headers");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_for_times_finds_first_offset_at_or_after() {
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("times");
+    create_topic(&bootstrap, &topic, 2).await;
+    wait_topic_ready(&bootstrap, &topic, 2);
+
+    // Partition p, record i has timestamp base + i * 10 s (strictly increasing).
+    let base = now_ms() - 55 * 60 * 1000;
+    let n = 200usize;
+    let recs: Vec<Rec> = (0..2 * n)
+        .map(|j| Rec {
+            partition: Some((j % 2) as i32),
+            value: Some(format!("t{j}").into_bytes()),
+            timestamp: Some(base + (j / 2) as i64 * 10_000),
+            ..Rec::default()
+        })
+        .collect();
+    // Small batches so lookups must cross batch boundaries.
+    let producer = producer(&bootstrap, &[("batch.num.messages", "7")]);
+    produce_ok(&producer, &topic, &recs).await;
+    let c = consumer(&bootstrap);
+
+    let cases: Vec<(i64, i64)> = vec![
+        (base - 1_000_000, 0),        // before everything -> first offset
+        (base, 0),                    // exact first
+        (base + 10_000 * 17, 17),     // exact match
+        (base + 10_000 * 17 + 1, 18), // between -> next
+        (base + 10_000 * 199, 199),   // last
+    ];
+    for (ts, want) in cases {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..2 {
+            tpl.add_partition_offset(&topic, p, Offset::Offset(ts))
+                .expect("add");
+        }
+        let res = c
+            .offsets_for_times(tpl, OP_TIMEOUT)
+            .expect("offsets_for_times");
+        for e in res.elements() {
+            assert!(
+                e.error().is_ok(),
+                "partition {} error {:?}",
+                e.partition(),
+                e.error()
+            );
+            assert_eq!(
+                e.offset(),
+                Offset::Offset(want),
+                "ts {ts} (base+{}) partition {}",
+                ts - base,
+                e.partition()
+            );
+        }
+    }
+    // After the last timestamp: no such offset (Kafka answers -1 -> End).
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(base + 10_000 * 200))
+        .expect("add");
+    let res = c
+        .offsets_for_times(tpl, OP_TIMEOUT)
+        .expect("offsets_for_times past end");
+    let off = res.elements()[0].offset();
+    assert!(
+        matches!(off, Offset::End | Offset::Offset(-1)),
+        "past the last timestamp: {off:?}"
+    );
+
+    // Earliest and latest through ListOffsets.
+    for p in 0..2 {
+        assert_eq!(crate::common::watermarks(&c, &topic, p), (0, n as i64));
+    }
+}
