@@ -162,3 +162,105 @@ async fn acks_1_and_acks_0_roundtrip() {
         assert_eq!(values, want, "acks={acks}");
     }
 }
+
+/// Several producers (separate connections) write to the same partitions concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_get_unique_offsets() {
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("concurrent");
+    create_topic(&bootstrap, &topic, 2).await;
+    wait_topic_ready(&bootstrap, &topic, 2);
+    const PRODUCERS: usize = 6;
+    const PER: usize = 2_000;
+    let mut tasks = Vec::new();
+    for w in 0..PRODUCERS {
+        let bootstrap = bootstrap.clone();
+        let topic = topic.clone();
+        tasks.push(tokio::spawn(async move {
+            let producer = producer(&bootstrap, &[]);
+            let recs: Vec<Rec> = (0..PER)
+                .map(|i| Rec {
+                    partition: Some((i % 2) as i32),
+                    value: Some(format!("w{w}-{i}").into_bytes()),
+                    ..Rec::default()
+                })
+                .collect();
+            let placed = produce_ok(&producer, &topic, &recs).await;
+            (w, placed)
+        }));
+    }
+    let mut at: HashMap<(i32, i64), String> = HashMap::new();
+    for t in tasks {
+        let (w, placed) = t.await.expect("producer task");
+        for (i, pl) in placed.into_iter().enumerate() {
+            let v = format!("w{w}-{i}");
+            assert!(
+                at.insert(pl, v.clone()).is_none(),
+                "offset {pl:?} acknowledged twice"
+            );
+        }
+    }
+    let expected: BTreeMap<i32, usize> =
+        [(0, PRODUCERS * PER / 2), (1, PRODUCERS * PER / 2)].into();
+    let c = consumer(&bootstrap);
+    let got = consume_counts(&c, &topic, &expected, Duration::from_secs(60));
+    for (p, msgs) in &got {
+        let mut last_per_writer: HashMap<String, usize> = HashMap::new();
+        for m in msgs {
+            let v = std::str::from_utf8(m.payload().expect("value")).expect("utf8");
+            assert_eq!(at.get(&(*p, m.offset())).map(String::as_str), Some(v));
+            let (w, i) = v.split_once('-').expect("w-i");
+            let i: usize = i.parse().expect("seq");
+            if let Some(prev) = last_per_writer.insert(w.to_owned(), i) {
+                assert!(prev < i, "writer {w} reordered on partition {p}");
+            }
+        }
+    }
+}
+
+/// Near-1 MB records, and fetching from the middle of a partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_records_and_fetch_from_offset() {
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("large");
+    create_topic(&bootstrap, &topic, 1).await;
+    wait_topic_ready(&bootstrap, &topic, 1);
+    let producer = producer(&bootstrap, &[("linger.ms", "0")]);
+    let recs: Vec<Rec> = (0..20u8)
+        .map(|i| Rec {
+            value: Some(vec![i; 900 * 1024 - usize::from(i) * 1000]),
+            ..Rec::default()
+        })
+        .collect();
+    produce_ok(&producer, &topic, &recs).await;
+    let c = consumer(&bootstrap);
+    let got = consume_counts(
+        &c,
+        &topic,
+        &BTreeMap::from([(0, 20)]),
+        Duration::from_secs(60),
+    );
+    for (m, r) in got[&0].iter().zip(&recs) {
+        assert_eq!(m.payload(), r.value.as_deref(), "offset {}", m.offset());
+    }
+
+    // Start at offset 13.
+    use rdkafka::consumer::Consumer;
+    let c = consumer(&bootstrap);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(13))
+        .expect("add");
+    c.assign(&tpl).expect("assign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut offsets = Vec::new();
+    while offsets.len() < 7 && std::time::Instant::now() < deadline {
+        if let Some(r) = c.poll(Duration::from_millis(200)) {
+            let m = r.expect("fetch from offset 13");
+            assert_eq!(m.payload(), recs[m.offset() as usize].value.as_deref());
+            offsets.push(m.offset());
+        }
+    }
+    assert_eq!(offsets, (13..20).collect::<Vec<i64>>());
+}
