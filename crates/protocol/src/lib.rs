@@ -13,7 +13,18 @@
 //! Invariants: decoding never panics on any input; a length prefix is checked against the
 //! configured maximum before anything is allocated for it.
 
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+pub mod error;
+pub mod frame;
 pub mod record;
+pub mod request;
+pub mod response;
+pub mod versions;
+
+pub use error::{DecodeError, EncodeError};
+pub use request::{Request, RequestPrefix, decode_request, encode_request};
+pub use response::{decode_response, encode_response};
 
 pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError;

@@ -1,0 +1,71 @@
+//! Request handlers, one Kafka API per file, and the dispatch from a decoded request to
+//! its handler. Handlers run on the shard that read the request and reach partitions on
+//! other shards through [`crate::shard::NodeShared::on_shard`].
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use sluice_protocol::{Request, kafka_protocol};
+
+use crate::shard::{NodeShared, Shard};
+
+mod admin;
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod find_coordinator;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+pub(crate) use api_versions::unsupported_version_response;
+
+/// What a handler knows about the request it serves.
+pub(crate) struct RequestContext {
+    pub(crate) shard: Rc<Shard>,
+    pub(crate) api_version: i16,
+}
+
+impl RequestContext {
+    pub(crate) fn node(&self) -> &Arc<NodeShared> {
+        &self.shard.node
+    }
+}
+
+/// Runs the handler for `request`; `None` means no response is sent (Produce acks=0).
+pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Option<ResponseKind> {
+    let ctx = RequestContext {
+        shard,
+        api_version: request.api_version,
+    };
+    Some(match request.body {
+        RequestKind::ApiVersions(_) => api_versions::handle(&ctx).into(),
+        RequestKind::Metadata(req) => metadata::handle(&ctx, req).await.into(),
+        RequestKind::CreateTopics(req) => create_topics::handle(&ctx, req).await.into(),
+        RequestKind::DeleteTopics(req) => delete_topics::handle(&ctx, req).await.into(),
+        RequestKind::Produce(req) => return produce::handle(&ctx, req).await.map(Into::into),
+        RequestKind::Fetch(req) => fetch::handle(&ctx, req).await.into(),
+        RequestKind::ListOffsets(req) => list_offsets::handle(&ctx, req).await.into(),
+        RequestKind::InitProducerId(req) => init_producer_id::handle(&ctx, req).into(),
+        RequestKind::FindCoordinator(req) => find_coordinator::handle(&ctx, req).into(),
+        // The version table only lets served APIs through decoding.
+        _ => return None,
+    })
+}
+
+/// A `StrBytes` from an owned string.
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,172 @@
+//! Topic creation and deletion, shared by CreateTopics, DeleteTopics and auto-creation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_protocol::ResponseError;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::RequestContext;
+use crate::catalog::{PartitionShared, Topic, owner_shard};
+use crate::topic_config::TopicConfig;
+
+/// A refused admin operation: the Kafka error and the message to send with it.
+#[derive(Debug, Clone)]
+pub(super) struct AdminError {
+    pub(super) code: ResponseError,
+    pub(super) message: String,
+}
+
+impl AdminError {
+    pub(super) fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Kafka's topic name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub(super) fn validate_topic_name(name: &str) -> Result<(), AdminError> {
+    let invalid = |why: String| AdminError::new(ResponseError::InvalidTopicException, why);
+    if name.is_empty() {
+        return Err(invalid(
+            "Topic name is illegal, it can't be empty".to_owned(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("Topic name cannot be \".\" or \"..\"".to_owned()));
+    }
+    if name.len() > 249 {
+        return Err(invalid(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(invalid(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// What a validated CreateTopics entry would create.
+pub(super) struct TopicPlan {
+    pub(super) name: String,
+    pub(super) partitions: i32,
+    pub(super) config: TopicConfig,
+}
+
+pub(super) fn plan_topic(
+    ctx: &RequestContext,
+    name: &str,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+) -> Result<TopicPlan, AdminError> {
+    validate_topic_name(name)?;
+    let node = ctx.node();
+    if node.topic(name).is_some() {
+        return Err(AdminError::new(
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        ));
+    }
+    let config = TopicConfig::new(configs, &node.config.topic_defaults)
+        .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+    Ok(TopicPlan {
+        name: name.to_owned(),
+        partitions,
+        config,
+    })
+}
+
+/// Creates a topic: persisted first, then its partitions opened on their shards, then
+/// published in the catalog.
+pub(super) async fn create_topic(
+    ctx: &RequestContext,
+    plan: TopicPlan,
+) -> Result<Arc<Topic>, AdminError> {
+    let node = ctx.node().clone();
+    let _guard = node.admin_lock.lock().await;
+    if let Some(existing) = node.topic(&plan.name) {
+        return Err(AdminError::new(
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{}' already exists.", existing.name),
+        ));
+    }
+    let shards = node.shard_count();
+    let topic = Arc::new(Topic {
+        name: Arc::from(plan.name.as_str()),
+        id: Uuid::new_v4(),
+        config: plan.config,
+        partitions: (0..plan.partitions)
+            .map(|p| Arc::new(PartitionShared::new(owner_shard(&plan.name, p, shards))))
+            .collect(),
+    });
+    let storage_error = |e: &dyn std::fmt::Display| {
+        warn!(topic = %topic.name, error = %e, "topic creation failed");
+        AdminError::new(ResponseError::KafkaStorageError, e.to_string())
+    };
+    node.meta
+        .store_topic(&topic.name, topic.id, plan.partitions, &topic.config)
+        .map_err(|e| storage_error(&e))?;
+    for shard in 0..shards {
+        if !topic.partitions.iter().any(|p| p.shard == shard) {
+            continue;
+        }
+        let for_shard = topic.clone();
+        let opened = node
+            .on_shard(&ctx.shard, shard, move |s| async move {
+                s.open_partitions_of(&for_shard).map_err(|e| e.to_string())
+            })
+            .await;
+        match opened {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(storage_error(&e)),
+            Err(e) => return Err(storage_error(&e)),
+        }
+    }
+    node.catalog_mut().insert(topic.clone());
+    info!(topic = %topic.name, partitions = plan.partitions, "topic created");
+    Ok(topic)
+}
+
+/// Deletes a topic: unpublished and forgotten first, then its logs removed.
+pub(super) async fn delete_topic(
+    ctx: &RequestContext,
+    name: &str,
+) -> Result<Arc<Topic>, AdminError> {
+    let node = ctx.node().clone();
+    let _guard = node.admin_lock.lock().await;
+    let topic = node.catalog_mut().remove(name).ok_or_else(|| {
+        AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        )
+    })?;
+    if let Err(e) = node.meta.remove_topic(name) {
+        warn!(topic = %name, error = %e, "cannot remove topic metadata");
+    }
+    for (index, partition) in topic.partitions.iter().enumerate() {
+        let topic_name = topic.name.clone();
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        let dir = node.partition_dir(&topic.name, index);
+        let removed = node
+            .on_shard(&ctx.shard, partition.shard, move |s| async move {
+                drop(s.remove_partition(&topic_name, index));
+                std::fs::remove_dir_all(&dir)
+            })
+            .await;
+        if let Ok(Err(e)) = removed {
+            warn!(topic = %name, partition = index, error = %e, "cannot remove partition directory");
+        }
+        // Wake fetches parked on the partition so they notice it is gone.
+        partition.publish(partition.log_start_offset(), partition.high_watermark());
+    }
+    info!(topic = %name, "topic deleted");
+    Ok(topic)
+}

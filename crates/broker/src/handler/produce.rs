@@ -1,0 +1,237 @@
+//! Produce: validate every batch on the shard that read the request (CRC-32C, lengths,
+//! record count, compression, timestamps, size), then append on the owning shards, all
+//! partitions concurrently, and answer per partition.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use sluice_protocol::record::{self, BatchError, ValidationLimits};
+use sluice_protocol::{ResponseError, kafka_protocol};
+use tracing::warn;
+
+use super::{RequestContext, now_ms, str_bytes};
+use crate::catalog::Topic;
+use crate::error_code;
+use crate::partition::{Appended, ValidBatch};
+
+/// A partition's produce outcome before it becomes a response entry.
+#[derive(Debug)]
+enum Outcome {
+    Appended(Appended),
+    Failed {
+        error: ResponseError,
+        message: Option<String>,
+        record_errors: Vec<(i32, String)>,
+    },
+}
+
+impl Outcome {
+    fn error(error: ResponseError) -> Self {
+        Self::Failed {
+            error,
+            message: None,
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn from_batch_error(e: &BatchError) -> Self {
+        let record_errors = e
+            .batch_index()
+            .and_then(|i| i32::try_from(i).ok())
+            .map(|i| vec![(i, e.to_string())])
+            .unwrap_or_default();
+        Self::Failed {
+            error: error_code::batch_error(e),
+            message: Some(e.to_string()),
+            record_errors,
+        }
+    }
+}
+
+/// One partition's validated batches, addressed to its owner.
+struct Append {
+    slot: (usize, usize),
+    topic: Arc<str>,
+    partition: i32,
+    batches: Vec<ValidBatch>,
+}
+
+fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<ValidBatch>, Outcome> {
+    let records = match records {
+        Some(r) if !r.is_empty() => r,
+        _ => {
+            return Err(Outcome::Failed {
+                error: ResponseError::InvalidRecord,
+                message: Some(
+                    "Produce requests must have at least one record batch per partition".to_owned(),
+                ),
+                record_errors: Vec::new(),
+            });
+        }
+    };
+    let config = &topic.config;
+    let limits = ValidationLimits {
+        max_message_bytes: config.max_message_bytes,
+        now_ms: now,
+        timestamp_before_max_ms: config.timestamp_before_max_ms,
+        timestamp_after_max_ms: config.timestamp_after_max_ms,
+        timestamp_type: config.timestamp_type,
+        ..ValidationLimits::kafka_defaults(now)
+    };
+    let mut batches = Vec::new();
+    for batch in record::split_batches(records) {
+        let batch = batch.map_err(|e| Outcome::from_batch_error(&e))?;
+        let batch = records.slice_ref(batch);
+        let summary =
+            record::validate_batch(&batch, &limits).map_err(|e| Outcome::from_batch_error(&e))?;
+        batches.push(ValidBatch {
+            bytes: batch,
+            max_timestamp: summary.max_timestamp,
+        });
+    }
+    Ok(batches)
+}
+
+pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let node = ctx.node().clone();
+    let acks = req.acks;
+    let now = now_ms();
+    let mut outcomes: Vec<Vec<Option<Outcome>>> = Vec::with_capacity(req.topic_data.len());
+    let mut by_shard: HashMap<usize, Vec<Append>> = HashMap::new();
+    for (t, topic_data) in req.topic_data.iter().enumerate() {
+        let topic = if topic_data.name.0.is_empty() && !topic_data.topic_id.is_nil() {
+            node.catalog().get_by_id(&topic_data.topic_id).cloned()
+        } else {
+            node.topic(topic_data.name.0.as_str())
+        };
+        let mut slots = Vec::with_capacity(topic_data.partition_data.len());
+        for (p, data) in topic_data.partition_data.iter().enumerate() {
+            let outcome = if !matches!(acks, -1..=1) {
+                Some(Outcome::error(ResponseError::InvalidRequiredAcks))
+            } else if let Some(topic) = &topic {
+                match topic.partition(data.index) {
+                    None => Some(Outcome::error(ResponseError::UnknownTopicOrPartition)),
+                    Some(shared) => match validate(topic, data.records.as_ref(), now) {
+                        Err(outcome) => Some(outcome),
+                        Ok(batches) => {
+                            by_shard.entry(shared.shard).or_default().push(Append {
+                                slot: (t, p),
+                                topic: topic.name.clone(),
+                                partition: data.index,
+                                batches,
+                            });
+                            None
+                        }
+                    },
+                }
+            } else if topic_data.name.0.is_empty() {
+                Some(Outcome::error(ResponseError::UnknownTopicId))
+            } else {
+                Some(Outcome::error(ResponseError::UnknownTopicOrPartition))
+            };
+            slots.push(outcome);
+        }
+        outcomes.push(slots);
+    }
+
+    // Every owning shard appends its share concurrently.
+    let mut pending = Vec::with_capacity(by_shard.len());
+    for (shard, appends) in by_shard {
+        let node = node.clone();
+        let here = ctx.shard.clone();
+        pending.push(tokio::task::spawn_local(async move {
+            let slots: Vec<_> = appends.iter().map(|a| a.slot).collect();
+            let result = node
+                .on_shard(&here, shard, move |s| async move {
+                    appends
+                        .into_iter()
+                        .map(|a| {
+                            let Some(partition) = s.partition(&a.topic, a.partition) else {
+                                return Outcome::error(ResponseError::NotLeaderOrFollower);
+                            };
+                            let appended = partition.borrow_mut().append(&a.batches, now);
+                            match appended {
+                                Ok(appended) => Outcome::Appended(appended),
+                                Err(error) => {
+                                    warn!(topic = %a.topic, partition = a.partition, %error, "append failed");
+                                    Outcome::error(ResponseError::KafkaStorageError)
+                                }
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+            match result {
+                Ok(results) => slots.into_iter().zip(results).collect::<Vec<_>>(),
+                Err(_) => slots
+                    .into_iter()
+                    .map(|slot| (slot, Outcome::error(ResponseError::NotLeaderOrFollower)))
+                    .collect(),
+            }
+        }));
+    }
+    for handle in pending {
+        if let Ok(results) = handle.await {
+            for ((t, p), outcome) in results {
+                if let Some(slot) = outcomes.get_mut(t).and_then(|v| v.get_mut(p)) {
+                    *slot = Some(outcome);
+                }
+            }
+        }
+    }
+    if acks == 0 {
+        return None;
+    }
+
+    let responses = req
+        .topic_data
+        .into_iter()
+        .zip(outcomes)
+        .map(|(topic_data, slots)| {
+            let partitions = topic_data
+                .partition_data
+                .iter()
+                .zip(slots)
+                .map(|(data, outcome)| {
+                    let response = PartitionProduceResponse::default().with_index(data.index);
+                    match outcome.unwrap_or(Outcome::error(ResponseError::UnknownServerError)) {
+                        Outcome::Appended(a) => response
+                            .with_base_offset(a.base_offset)
+                            .with_log_append_time_ms(a.log_append_time_ms)
+                            .with_log_start_offset(a.log_start_offset),
+                        Outcome::Failed {
+                            error,
+                            message,
+                            record_errors,
+                        } => response
+                            .with_error_code(error.code())
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message(message.map(str_bytes))
+                            .with_record_errors(
+                                record_errors
+                                    .into_iter()
+                                    .map(|(i, m)| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(i)
+                                            .with_batch_index_error_message(Some(str_bytes(m)))
+                                    })
+                                    .collect(),
+                            ),
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(TopicName(topic_data.name.0))
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,350 @@
+//! Shards: one thread each, running its own single-threaded runtime (io_uring through
+//! tokio-uring, or plain tokio), owning a subset of the partitions. Every shard accepts
+//! connections; work on a partition another shard owns travels as a task over that
+//! shard's channel and its result comes back over a oneshot.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::catalog::{Catalog, MetaStore, Topic};
+use crate::config::NodeConfig;
+use crate::connection;
+use crate::error::StartError;
+use crate::partition::Partition;
+use crate::socket::Listener;
+
+/// Work sent to a shard: runs on that shard's thread with its state.
+pub(crate) type ShardTask = Box<dyn FnOnce(&Rc<Shard>) + Send>;
+
+/// Hands out producer ids; persists the end of each reserved block so a restart never
+/// reuses an id.
+#[derive(Debug)]
+pub(crate) struct ProducerIds {
+    next: i64,
+    block_end: i64,
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// State shared by all shards of a node.
+pub(crate) struct NodeShared {
+    pub(crate) config: NodeConfig,
+    pub(crate) cluster_id: String,
+    pub(crate) catalog: RwLock<Catalog>,
+    pub(crate) meta: MetaStore,
+    /// Serialises topic creation and deletion.
+    pub(crate) admin_lock: tokio::sync::Mutex<()>,
+    pub(crate) shards: OnceLock<Vec<mpsc::UnboundedSender<ShardTask>>>,
+    pub(crate) producer_ids: Mutex<ProducerIds>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// The shard went away (node shutting down) before answering.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("shard {shard} is not running")]
+pub(crate) struct ShardGone {
+    pub(crate) shard: usize,
+}
+
+impl NodeShared {
+    pub(crate) fn new(
+        config: NodeConfig,
+        cluster_id: String,
+        catalog: Catalog,
+        meta: MetaStore,
+        producer_id_block_end: i64,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            config,
+            cluster_id,
+            catalog: RwLock::new(catalog),
+            meta,
+            admin_lock: tokio::sync::Mutex::new(()),
+            shards: OnceLock::new(),
+            producer_ids: Mutex::new(ProducerIds {
+                next: producer_id_block_end,
+                block_end: producer_id_block_end,
+            }),
+            shutdown,
+        }
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.config.smp.get()
+    }
+
+    pub(crate) fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.catalog.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.catalog().get(name).cloned()
+    }
+
+    pub(crate) fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{partition}"))
+    }
+
+    /// Allocates a producer id, persisting a new block when the current one is used up.
+    pub(crate) fn next_producer_id(&self) -> Result<i64, StartError> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.next >= ids.block_end {
+            let block_end = ids.next + PRODUCER_ID_BLOCK;
+            self.meta.store_identity(
+                self.config.node_id,
+                &crate::catalog::NodeIdentity {
+                    cluster_id: self.cluster_id.clone(),
+                    producer_id_block_end: block_end,
+                },
+            )?;
+            ids.block_end = block_end;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+
+    /// Runs `work` on shard `target` and returns its result. Runs inline when `target`
+    /// is the calling shard.
+    pub(crate) async fn on_shard<R, F, Fut>(
+        &self,
+        here: &Rc<Shard>,
+        target: usize,
+        work: F,
+    ) -> Result<R, ShardGone>
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: Send + 'static,
+    {
+        if target == here.id {
+            return Ok(work(here.clone()).await);
+        }
+        let gone = ShardGone { shard: target };
+        let sender = self.shards.get().and_then(|s| s.get(target)).ok_or(gone)?;
+        let (tx, rx) = oneshot::channel();
+        let task: ShardTask = Box::new(move |shard: &Rc<Shard>| {
+            let shard = shard.clone();
+            tokio::task::spawn_local(async move {
+                let _ = tx.send(work(shard).await);
+            });
+        });
+        sender.send(task).map_err(|_| gone)?;
+        rx.await.map_err(|_| gone)
+    }
+}
+
+/// One shard's state, touched only on its thread.
+pub(crate) struct Shard {
+    pub(crate) id: usize,
+    pub(crate) node: Arc<NodeShared>,
+    partitions: RefCell<HashMap<(Arc<str>, i32), Rc<RefCell<Partition>>>>,
+    connections: Cell<usize>,
+    connections_closed: Notify,
+}
+
+impl Shard {
+    pub(crate) fn partition(&self, topic: &str, partition: i32) -> Option<Rc<RefCell<Partition>>> {
+        let key: (Arc<str>, i32) = (Arc::from(topic), partition);
+        self.partitions.borrow().get(&key).cloned()
+    }
+
+    pub(crate) fn insert_partition(&self, partition: Partition) {
+        let key = (partition.topic.clone(), partition.index);
+        self.partitions
+            .borrow_mut()
+            .insert(key, Rc::new(RefCell::new(partition)));
+    }
+
+    pub(crate) fn remove_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<Rc<RefCell<Partition>>> {
+        let key: (Arc<str>, i32) = (Arc::from(topic), partition);
+        self.partitions.borrow_mut().remove(&key)
+    }
+
+    /// Opens every partition of `topic` this shard owns.
+    pub(crate) fn open_partitions_of(&self, topic: &Topic) -> Result<(), StartError> {
+        for (index, shared) in topic.partitions.iter().enumerate() {
+            if shared.shard != self.id {
+                continue;
+            }
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            let dir = self.node.partition_dir(&topic.name, index);
+            let partition =
+                Partition::open(topic, index, shared.clone(), &dir).map_err(|source| {
+                    StartError::Partition {
+                        topic: topic.name.to_string(),
+                        partition: index,
+                        source,
+                    }
+                })?;
+            self.insert_partition(partition);
+        }
+        Ok(())
+    }
+
+    fn connection_opened(&self) {
+        self.connections.set(self.connections.get() + 1);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections
+            .set(self.connections.get().saturating_sub(1));
+        if self.connections.get() == 0 {
+            self.connections_closed.notify_waiters();
+        }
+    }
+
+    /// Closes every log: indexes written, data synced.
+    fn close_partitions(&self) {
+        let partitions: Vec<_> = self.partitions.borrow_mut().drain().collect();
+        for ((topic, index), partition) in partitions {
+            match Rc::try_unwrap(partition) {
+                Ok(partition) => {
+                    if let Err(error) = partition.into_inner().close() {
+                        warn!(%topic, partition = index, %error, "closing partition log failed");
+                    }
+                }
+                Err(partition) => {
+                    if let Err(error) = partition.borrow_mut().sync() {
+                        warn!(%topic, partition = index, %error, "syncing partition log failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a shard thread is started with.
+pub(crate) struct ShardStart {
+    pub(crate) id: usize,
+    pub(crate) node: Arc<NodeShared>,
+    pub(crate) tasks: mpsc::UnboundedReceiver<ShardTask>,
+    pub(crate) listener: std::net::TcpListener,
+    pub(crate) uring: bool,
+    pub(crate) ready: std::sync::mpsc::Sender<Result<usize, StartError>>,
+}
+
+/// Body of a shard thread: builds the runtime and runs the shard until shutdown.
+pub(crate) fn run(start: ShardStart) {
+    let id = start.id;
+    let ready = start.ready.clone();
+    if start.uring {
+        tokio_uring::start(shard_main(start));
+    } else {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, shard_main(start));
+            }
+            Err(e) => {
+                let _ = ready.send(Err(StartError::Shard {
+                    shard: id,
+                    reason: format!("cannot build runtime: {e}"),
+                }));
+            }
+        }
+    }
+}
+
+async fn shard_main(start: ShardStart) {
+    let ShardStart {
+        id,
+        node,
+        mut tasks,
+        listener,
+        uring,
+        ready,
+    } = start;
+    let shard = Rc::new(Shard {
+        id,
+        node: node.clone(),
+        partitions: RefCell::new(HashMap::new()),
+        connections: Cell::new(0),
+        connections_closed: Notify::new(),
+    });
+    let topics = node.catalog().topics();
+    for topic in &topics {
+        if let Err(error) = shard.open_partitions_of(topic) {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    }
+    let listener = match Listener::from_std(listener, uring) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = ready.send(Err(StartError::Shard {
+                shard: id,
+                reason: format!("cannot register listener: {e}"),
+            }));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(id));
+    debug!(shard = id, uring, "shard serving");
+
+    let task_shard = shard.clone();
+    tokio::task::spawn_local(async move {
+        while let Some(task) = tasks.recv().await {
+            task(&task_shard);
+        }
+    });
+
+    let mut shutdown = node.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((reader, writer, peer)) => {
+                    shard.connection_opened();
+                    tokio::task::spawn_local(connection::serve(shard.clone(), reader, writer, peer));
+                }
+                Err(error) => {
+                    warn!(shard = id, %error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    drop(listener);
+    // Connections finish what they have read, then close; give them a bounded time.
+    let drained = async {
+        while shard.connections.get() > 0 {
+            let closed = shard.connections_closed.notified();
+            if shard.connections.get() == 0 {
+                break;
+            }
+            closed.await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), drained)
+        .await
+        .is_err()
+    {
+        warn!(
+            shard = id,
+            open = shard.connections.get(),
+            "connections still open at shutdown"
+        );
+    }
+    shard.close_partitions();
+    info!(shard = id, "shard stopped");
+}

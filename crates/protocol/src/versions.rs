@@ -1,0 +1,88 @@
+//! Which APIs and versions this broker serves.
+//!
+//! Upper bounds come from the message definitions `kafka-protocol` was generated from
+//! (Apache Kafka 4.1), so they follow the schemas we can decode. Lower bounds are those of
+//! Kafka 4.x (KIP-896 removed the older ones), with one exception kept on purpose:
+//! Produce is *advertised* from v0 while only v3+ is accepted, as Kafka does since
+//! KAFKA-18659, because librdkafka decides whether the broker supports compression by
+//! looking for Produce v0..v2 in ApiVersions.
+
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
+    FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest,
+};
+use kafka_protocol::protocol::Message;
+
+/// An inclusive range of API versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// Lowest version.
+    pub min: i16,
+    /// Highest version.
+    pub max: i16,
+}
+
+impl Versions {
+    fn of<M: Message>(min: i16) -> Self {
+        Self {
+            min,
+            max: M::VERSIONS.max,
+        }
+    }
+
+    /// Whether `version` lies in the range.
+    pub fn contains(self, version: i16) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
+}
+
+/// Versions a request of `api_key` is decoded and answered at; `None` for an API this
+/// broker does not serve.
+pub fn accepted(api_key: ApiKey) -> Option<Versions> {
+    Some(match api_key {
+        ApiKey::Produce => Versions::of::<ProduceRequest>(3),
+        ApiKey::Fetch => Versions::of::<FetchRequest>(4),
+        ApiKey::ListOffsets => Versions::of::<ListOffsetsRequest>(1),
+        ApiKey::Metadata => Versions::of::<MetadataRequest>(0),
+        ApiKey::FindCoordinator => Versions::of::<FindCoordinatorRequest>(0),
+        ApiKey::ApiVersions => Versions::of::<ApiVersionsRequest>(0),
+        ApiKey::CreateTopics => Versions::of::<CreateTopicsRequest>(2),
+        ApiKey::DeleteTopics => Versions::of::<DeleteTopicsRequest>(1),
+        ApiKey::InitProducerId => Versions::of::<InitProducerIdRequest>(0),
+        _ => return None,
+    })
+}
+
+/// Versions listed for `api_key` in an ApiVersions response (see the module doc for why
+/// this can be wider than [`accepted`]).
+pub fn advertised(api_key: ApiKey) -> Option<Versions> {
+    let accepted = accepted(api_key)?;
+    Some(match api_key {
+        ApiKey::Produce => Versions { min: 0, ..accepted },
+        _ => accepted,
+    })
+}
+
+/// Every API this broker serves, in key order, with its advertised versions.
+pub fn all_advertised() -> impl Iterator<Item = (ApiKey, Versions)> {
+    ApiKey::iter().filter_map(|key| advertised(key).map(|v| (key, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn produce_is_advertised_from_v0_but_accepted_from_v3() {
+        assert_eq!(advertised(ApiKey::Produce).map(|v| v.min), Some(0));
+        assert!(!accepted(ApiKey::Produce).is_some_and(|v| v.contains(2)));
+        assert!(accepted(ApiKey::Produce).is_some_and(|v| v.contains(3)));
+    }
+
+    #[test]
+    fn unserved_api_has_no_versions() {
+        assert_eq!(accepted(ApiKey::JoinGroup), None);
+        assert!(all_advertised().all(|(k, _)| k != ApiKey::JoinGroup));
+    }
+}
