@@ -1,1 +1,57 @@
-//! placeholder
+//! The segmented log of one Kafka partition.
+//!
+//! **Owns:** the partition directory (`<data-dir>/<topic>-<partition>/`, chosen by the
+//! caller): segment files named by base offset (`00000000000000000000.log`), their
+//! sparse offset index (`.index`) and time index (`.timeindex`), recovery after a
+//! crash, and the fsync policy's mechanics (what must be synced for which offsets).
+//!
+//! **Must not know:** the network, Raft, Kafka APIs above the record batch, or what is
+//! inside a batch beyond its fixed header. Batches arrive validated by the broker and
+//! are stored byte for byte, so a fetch returns file bytes unchanged; only `baseOffset`
+//! is rewritten on append (it is outside the CRC).
+//!
+//! **Invariants:**
+//! - Segments are contiguous and ordered: each starts at the previous one's last
+//!   offset + 1; the last segment is the only one written (the *active* segment).
+//! - A segment file is a sequence of whole batches with strictly increasing offsets.
+//!   After [`Log::open`] that holds on disk too: recovery cuts the active segment at
+//!   the first torn or corrupt batch.
+//! - Log end offset = last batch's `baseOffset + lastOffsetDelta + 1`.
+//! - Sealed segments' indexes are written once, then mapped read-only and never
+//!   written again (`UNSAFE.md`); the active segment's indexes live in memory and are
+//!   written when it is sealed and on [`Log::close`].
+//! - Nothing read from disk is trusted: bad bytes become an error or a truncation,
+//!   never a panic.
+//! - One owner: a [`Log`] is used from its partition's shard only; the one piece that
+//!   crosses threads is a [`SyncHandle`], so that `fdatasync` can run elsewhere.
+//!
+//! ```text
+//!  append(batch) ──▶ set baseOffset = LEO ──▶ roll? ──▶ write at end of active .log
+//!                                                       + in-memory .index/.timeindex
+//!  read(offset)  ──▶ segment by base offset ──▶ .index: position at/before offset
+//!                    ──▶ one pread ──▶ walk headers ──▶ whole batches ≤ max_bytes
+//!
+//!  dir/ 00000000000000000000.log  .index  .timeindex   sealed: indexes mmap'd
+//!       00000000000000004711.log  (.index .timeindex)  active: indexes in a Vec
+//! ```
+//!
+//! All I/O is synchronous `std::fs`, confined to `segment_file` (the `.log` file:
+//! `read_at`/`append`/`sync`/`truncate`/`len`) and `index` (index files), so that a
+//! file backend trait can be put in between later.
+
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod config;
+mod error;
+mod index;
+mod log;
+mod recovery;
+mod scan;
+mod segment;
+mod segment_file;
+
+pub use config::{ConfigError, LogConfig};
+pub use error::{
+    AppendError, CorruptionKind, Error, IoOp, OpenError, ReadError, Result, SyncError,
+};
+pub use log::{AppendInfo, BatchAt, BatchLocation, Log, ReadSlice, SyncHandle};

@@ -1,0 +1,10 @@
+//! Integration tests of `sluice_storage::Log`, one binary with a module per area.
+
+#![allow(missing_docs, unreachable_pub)]
+
+mod batch;
+mod fixture;
+mod model;
+mod recovery;
+mod roundtrip;
+mod timestamp;
