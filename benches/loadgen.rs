@@ -210,7 +210,9 @@ fn producer_config(args: &Args, linger_ms: Option<u32>) -> Result<ClientConfig> 
 
 fn consumer(args: &Args) -> Result<BaseConsumer> {
     let mut c = base_config(args)?;
-    c.set("enable.auto.commit", "false")
+    // assign() needs a group.id in librdkafka; no group is joined and nothing is committed.
+    c.set("group.id", "loadgen-assign-only")
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10")

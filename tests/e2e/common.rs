@@ -104,7 +104,10 @@ pub(crate) fn consumer(bootstrap: &str) -> BaseConsumer {
 /// A group-less consumer with extra settings.
 pub(crate) fn consumer_with(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut c = base_config(bootstrap);
-    c.set("enable.auto.commit", "false")
+    // librdkafka's assign() needs a group.id (else "Local: Unknown group"), but no group is
+    // joined and nothing is committed: the broker has no consumer-group support yet.
+    c.set("group.id", "sluice-e2e-assign-only")
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "error")
         .set("enable.partition.eof", "false")
