@@ -338,6 +338,18 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        self.sigkill();
+        if !std::thread::panicking() && std::env::var_os("SLUICE_E2E_ALLOW_PANICS").is_none() {
+            // A test that passed must not hide a broker panic (a crashed connection task, a
+            // panicking shard) behind a client that retried.
+            let log = self.log_contents();
+            if let Some(line) = log.lines().find(|l| l.contains("panicked at")) {
+                panic!(
+                    "the broker panicked during the test: {line}\n{}",
+                    self.log_banner()
+                );
+            }
+        }
         if std::thread::panicking() {
             eprintln!("{}", self.log_banner());
             if std::env::var_os("SLUICE_E2E_KEEP").is_some() {
@@ -346,7 +358,6 @@ impl Drop for Broker {
                 eprintln!("keeping broker dir {}", path.display());
             }
         }
-        self.sigkill();
     }
 }
 

@@ -98,3 +98,73 @@ async fn create_several_topics_in_one_request() {
         wait_topic_ready(&bootstrap, n, i + 1);
     }
 }
+
+/// CreateTopics validation errors, as Kafka reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_validation_errors() {
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let cases: Vec<(String, i32, i32, RDKafkaErrorCode)> = vec![
+        ("bad/name".to_owned(), 1, 1, RDKafkaErrorCode::InvalidTopic),
+        ("..".to_owned(), 1, 1, RDKafkaErrorCode::InvalidTopic),
+        ("a".repeat(250), 1, 1, RDKafkaErrorCode::InvalidTopic),
+        (
+            unique_topic("zero-parts"),
+            0,
+            1,
+            RDKafkaErrorCode::InvalidPartitions,
+        ),
+        (
+            unique_topic("rf3"),
+            1,
+            3,
+            RDKafkaErrorCode::InvalidReplicationFactor,
+        ),
+    ];
+    for (name, parts, rf, want) in cases {
+        let res = admin
+            .create_topics(
+                &[NewTopic::new(&name, parts, TopicReplication::Fixed(rf))],
+                &admin_opts(),
+            )
+            .await;
+        match res {
+            Ok(v) => assert_eq!(
+                v,
+                vec![Err((name.clone(), want))],
+                "create {name:?} partitions={parts} rf={rf}"
+            ),
+            // librdkafka validates some arguments locally; that is fine too.
+            Err(e) => eprintln!("create {name:?}: rejected client-side: {e}"),
+        }
+    }
+    // None of them exist afterwards.
+    let c = consumer(&bootstrap);
+    let md = c.fetch_metadata(None, OP_TIMEOUT).expect("metadata");
+    let names: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
+    assert!(names.is_empty(), "no topics were created: {names:?}");
+}
+
+/// A consumer's Metadata request (AllowAutoTopicCreation=false) must not create the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_metadata_does_not_auto_create() {
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("noauto");
+    let c = consumer(&bootstrap);
+    let md = c
+        .fetch_metadata(Some(&topic), OP_TIMEOUT)
+        .expect("metadata for unknown topic");
+    let t = md.topics().iter().find(|t| t.name() == topic);
+    assert!(
+        matches!(t.and_then(|t| t.error()), Some(e) if e == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART),
+        "unknown topic reported as UNKNOWN_TOPIC_OR_PARTITION: {:?}",
+        t.map(|t| (t.error(), t.partitions().len()))
+    );
+    let all = c.fetch_metadata(None, OP_TIMEOUT).expect("all metadata");
+    assert!(
+        !all.topics().iter().any(|t| t.name() == topic),
+        "topic was auto-created by a request that did not allow it"
+    );
+}

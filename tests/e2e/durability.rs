@@ -119,3 +119,79 @@ async fn sigterm_on_fresh_broker_exits_zero() {
     broker.restart();
     broker.terminate();
 }
+
+/// SIGKILL while records are in flight, restart at once: the producer reconnects and
+/// finishes. Every acknowledged record is at its acknowledged offset; the log is dense.
+/// (Unacknowledged records may be written zero or more times: no idempotence.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_produce_keeps_every_acknowledged_record() {
+    use std::collections::HashMap;
+
+    use rdkafka::producer::FutureRecord;
+
+    const N: usize = 60_000;
+    let mut broker = Broker::start_default();
+    let topic = unique_topic("killmid");
+    create_topic(&broker.bootstrap(), &topic, PARTITIONS).await;
+    wait_topic_ready(&broker.bootstrap(), &topic, PARTITIONS as usize);
+
+    let producer = producer(
+        &broker.bootstrap(),
+        &[("linger.ms", "2"), ("batch.num.messages", "500")],
+    );
+    let values: Vec<String> = (0..N).map(|i| format!("mid-{i:06}")).collect();
+    let mut futures = Vec::with_capacity(N);
+    for (i, v) in values.iter().enumerate() {
+        let rec: FutureRecord<'_, (), str> = FutureRecord::to(&topic)
+            .payload(v.as_str())
+            .partition((i % PARTITIONS as usize) as i32);
+        futures.push(producer.send_result(rec).expect("enqueue"));
+    }
+    let mut acked: HashMap<(i32, i64), usize> = HashMap::new();
+    let mut failed = 0usize;
+    let mut killed = false;
+    for (i, f) in futures.into_iter().enumerate() {
+        match f.await.expect("delivery future") {
+            Ok(pl) => {
+                assert!(acked.insert(pl, i).is_none(), "offset {pl:?} acked twice");
+            }
+            Err(_) => failed += 1,
+        }
+        if !killed && acked.len() >= 10_000 {
+            broker.sigkill();
+            broker.restart();
+            killed = true;
+        }
+    }
+    assert!(killed, "kill point reached");
+    eprintln!("acked {} records, {failed} failed", acked.len());
+
+    let c = consumer(&broker.bootstrap());
+    let mut expected = BTreeMap::new();
+    for p in 0..PARTITIONS {
+        let (lo, hi) = watermarks(&c, &topic, p);
+        assert_eq!(lo, 0);
+        expected.insert(p, hi as usize);
+    }
+    let got = consume_counts(&c, &topic, &expected, Duration::from_secs(120));
+    for (p, msgs) in &got {
+        for (i, m) in msgs.iter().enumerate() {
+            assert_eq!(m.offset(), i as i64, "partition {p}: dense offsets");
+            if let Some(idx) = acked.get(&(*p, m.offset())) {
+                assert_eq!(
+                    m.payload(),
+                    Some(values[*idx].as_bytes()),
+                    "partition {p} offset {}: acknowledged record",
+                    m.offset()
+                );
+            }
+        }
+    }
+    for ((p, off), idx) in &acked {
+        assert!(
+            (*off as usize) < got[p].len(),
+            "acknowledged record {idx} at {p}/{off} lost (partition has {})",
+            got[p].len()
+        );
+    }
+}

@@ -260,6 +260,16 @@ async fn malformed_connections_are_closed_and_broker_survives() {
     let _ = s.shutdown(Shutdown::Write);
     cases.push(("truncated frame, half-closed".to_owned(), s));
 
+    // Connections that stall mid-frame stay open but must not block anyone else.
+    let mut stalled = Vec::new();
+    let mut s = connect(&broker);
+    send(&mut s, &[0, 0]); // half a length prefix
+    stalled.push(s);
+    let mut s = connect(&broker);
+    let full = request(18, 3, 9, true, &api_versions_v3_body());
+    send(&mut s, &full[..full.len() - 3]); // all but the last bytes
+    stalled.push(s);
+
     // Check all in parallel threads so one slow close does not serialize the rest.
     let handles: Vec<_> = cases
         .into_iter()
@@ -286,5 +296,6 @@ async fn malformed_connections_are_closed_and_broker_survives() {
     produce_ok(&good, &topic, &one("after")).await;
     basic_roundtrip(&bootstrap, 2, 1_000).await;
     assert!(broker.is_alive(), "broker process died");
+    drop(stalled);
     assert!(failures.is_empty(), "connections not closed: {failures:#?}");
 }

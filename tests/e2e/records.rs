@@ -179,3 +179,93 @@ async fn offsets_for_times_finds_first_offset_at_or_after() {
         assert_eq!(crate::common::watermarks(&c, &topic, p), (0, n as i64));
     }
 }
+
+/// Fetching past the end: OFFSET_OUT_OF_RANGE, and the client's reset policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_out_of_range_and_offset_reset() {
+    use crate::common::consumer_with;
+
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("oor");
+    create_topic(&bootstrap, &topic, 1).await;
+    wait_topic_ready(&bootstrap, &topic, 1);
+    let producer = producer(&bootstrap, &[]);
+    let recs: Vec<Rec> = (0..10)
+        .map(|i| Rec {
+            value: Some(format!("r{i}").into_bytes()),
+            ..Rec::default()
+        })
+        .collect();
+    produce_ok(&producer, &topic, &recs).await;
+
+    let assign_at = |c: &rdkafka::consumer::BaseConsumer, off: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(off))
+            .expect("add");
+        c.assign(&tpl).expect("assign");
+    };
+    let poll_until = |c: &rdkafka::consumer::BaseConsumer| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(r) = c.poll(Duration::from_millis(200)) {
+                return r.map(|m| (m.offset(), m.payload().map(<[u8]>::to_vec)));
+            }
+        }
+        panic!("nothing polled within 30 s");
+    };
+
+    // auto.offset.reset=error: the out-of-range fetch surfaces as an error.
+    let c = consumer(&bootstrap);
+    assign_at(&c, 50);
+    let r = poll_until(&c);
+    let e = r.expect_err("fetching offset 50 of 10 must fail");
+    assert!(
+        e.to_string().to_lowercase().contains("out of range")
+            // librdkafka turns the broker's OFFSET_OUT_OF_RANGE into this with reset=error:
+            || e.to_string().contains("AutoOffsetReset"),
+        "error names the out-of-range offset: {e}"
+    );
+
+    // earliest: starts over at 0.
+    let c = consumer_with(&bootstrap, &[("auto.offset.reset", "earliest")]);
+    assign_at(&c, 50);
+    assert_eq!(
+        poll_until(&c).expect("reset to earliest"),
+        (0, Some(b"r0".to_vec()))
+    );
+
+    // latest: waits at 10 and gets the next record.
+    let c = consumer_with(&bootstrap, &[("auto.offset.reset", "latest")]);
+    assign_at(&c, 50);
+    // Keep producing until something arrives: the first record seen must be one produced
+    // after the reset (offset >= 10), never a rewind to the start.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut next = 10;
+    loop {
+        produce_ok(
+            &producer,
+            &topic,
+            &[Rec {
+                value: Some(format!("r{next}").into_bytes()),
+                ..Rec::default()
+            }],
+        )
+        .await;
+        next += 1;
+        if let Some(r) = c.poll(Duration::from_millis(300)) {
+            let m = r.expect("reset to latest");
+            assert!(
+                m.offset() >= 10,
+                "reset to latest, got offset {}",
+                m.offset()
+            );
+            assert_eq!(m.payload(), Some(format!("r{}", m.offset()).as_bytes()));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing consumed after reset to latest"
+        );
+    }
+}

@@ -34,3 +34,11 @@ async fn smp_2_io_backend_tokio_roundtrip() {
     });
     basic_roundtrip(&broker.bootstrap(), 4, 4_000).await;
 }
+
+/// Many partitions of several topics spread over two shards; each partition keeps its own
+/// order and offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smp_2_many_partitions() {
+    let broker = Broker::start(BrokerOptions::smp(2));
+    basic_roundtrip(&broker.bootstrap(), 32, 6_400).await;
+}
