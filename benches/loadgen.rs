@@ -482,6 +482,8 @@ fn e2e(args: &Args, rate: u64) -> Result<bool> {
 
     let received = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    // Set once a warm-up record (timestamp 0) has made it through: the consumer is fetching.
+    let warm = AtomicBool::new(false);
     let e2e_lat: Mutex<Vec<u32>> = Mutex::new(Vec::with_capacity(total as usize));
 
     let start = Instant::now();
@@ -492,6 +494,7 @@ fn e2e(args: &Args, rate: u64) -> Result<bool> {
     let c = consumer(args)?;
     assign_from(&c, &args.topic, &start_offsets)?;
 
+    let mut warmups = 0u64;
     let sent = std::thread::scope(|s| -> Result<u64> {
         let consumer_thread = s.spawn(|| {
             let mut local = Vec::with_capacity(total as usize);
@@ -505,6 +508,10 @@ fn e2e(args: &Args, rate: u64) -> Result<bool> {
                             let mut ts = [0u8; 8];
                             ts.copy_from_slice(&p[..8]);
                             let sent_at = u64::from_be_bytes(ts);
+                            if sent_at == 0 {
+                                warm.store(true, Ordering::Relaxed);
+                                continue;
+                            }
                             local.push(
                                 u32::try_from(now.saturating_sub(sent_at)).unwrap_or(u32::MAX),
                             );
@@ -523,6 +530,22 @@ fn e2e(args: &Args, rate: u64) -> Result<bool> {
             args.duration_s, args.topic
         );
         let mut value = payload(size);
+        // Warm up: send timestamp-0 records until one comes back, so consumer start-up
+        // (connect, ListOffsets, first fetch) is not counted as latency.
+        value[..8].copy_from_slice(&0u64.to_be_bytes());
+        let warm_deadline = Instant::now() + OP_TIMEOUT;
+        while !warm.load(Ordering::Relaxed) {
+            if Instant::now() >= warm_deadline {
+                stop.store(true, Ordering::Relaxed);
+                bail!("warm-up record not consumed within {OP_TIMEOUT:?}");
+            }
+            let record: BaseRecord<'_, (), [u8], usize> =
+                BaseRecord::with_opaque_to(&args.topic, 0).payload(&value[..]);
+            if producer.send(record).is_ok() {
+                warmups += 1;
+            }
+            producer.poll(Duration::from_millis(100));
+        }
         let mut sent = 0u64;
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs(args.duration_s);
@@ -538,15 +561,21 @@ fn e2e(args: &Args, rate: u64) -> Result<bool> {
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         producer.poll(Duration::from_millis(1));
                     }
-                    Err((e, _)) => bail!("enqueue failed: {e}"),
+                    Err((e, _)) => {
+                        stop.store(true, Ordering::Relaxed);
+                        bail!("enqueue failed: {e}")
+                    }
                 }
             }
             producer.poll(Duration::ZERO);
             std::thread::sleep(Duration::from_micros(500));
         }
-        producer.flush(Duration::from_secs(60)).context("flush")?;
+        if let Err(e) = producer.flush(Duration::from_secs(60)) {
+            stop.store(true, Ordering::Relaxed);
+            bail!("flush: {e}");
+        }
         let deadline = Instant::now() + OP_TIMEOUT;
-        while received.load(Ordering::Relaxed)
+        while received.load(Ordering::Relaxed) + warmups
             < producer.context().delivered.load(Ordering::Relaxed)
             && Instant::now() < deadline
         {
@@ -558,7 +587,10 @@ fn e2e(args: &Args, rate: u64) -> Result<bool> {
     })?;
 
     let ctx = producer.context();
-    let delivered = ctx.delivered.load(Ordering::Relaxed);
+    let delivered = ctx
+        .delivered
+        .load(Ordering::Relaxed)
+        .saturating_sub(warmups);
     let errors = ctx.errors.load(Ordering::Relaxed);
     let mut ack = std::mem::take(&mut *ctx.latencies.lock().expect("lock"));
     let ack = percentiles(&mut ack);
