@@ -228,7 +228,8 @@ impl Broker {
                     self.log_banner()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Poll tightly: tests act the moment the port opens, as real clients may.
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
