@@ -29,6 +29,9 @@ pub(crate) struct Appended {
     pub(crate) log_start_offset: i64,
 }
 
+/// Leader epoch of every partition on a single node.
+pub(crate) const LEADER_EPOCH: i32 = 0;
+
 pub(crate) struct Partition {
     pub(crate) topic: Arc<str>,
     pub(crate) index: i32,
@@ -73,6 +76,8 @@ impl Partition {
         let mut base_offset = None;
         for batch in batches {
             let mut bytes = BytesMut::from(&batch.bytes[..]);
+            // The leader epoch, outside the CRC; fixed at 0 until replication has terms.
+            record::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
             let max_timestamp = if log_append_time {
                 record::set_log_append_time(&mut bytes, now_ms);
                 now_ms
