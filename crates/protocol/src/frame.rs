@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn rejects_oversized_before_body_arrives() {
         let buf = i32::MAX.to_be_bytes();
-        assert!(matches!(check(&buf, 1024), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            check(&buf, 1024),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -78,8 +78,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
     };
     let header_version = api_key.request_header_version(prefix.api_version);
     let header = RequestHeader::decode(&mut frame, header_version).map_err(malformed)?;
-    let body =
-        RequestKind::decode(api_key, &mut frame, prefix.api_version).map_err(malformed)?;
+    let body = RequestKind::decode(api_key, &mut frame, prefix.api_version).map_err(malformed)?;
     Ok(Request {
         header,
         api_key,
@@ -98,9 +97,10 @@ pub fn encode_request(
     body: &RequestKind,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let api_key = ApiKey::try_from(header.request_api_key).map_err(|()| EncodeError::UnknownApiKey {
-        api_key: header.request_api_key,
-    })?;
+    let api_key =
+        ApiKey::try_from(header.request_api_key).map_err(|()| EncodeError::UnknownApiKey {
+            api_key: header.request_api_key,
+        })?;
     let version = header.request_api_version;
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
@@ -116,3 +116,114 @@ pub fn encode_request(
     crate::response::patch_size_prefix(out, start)
 }
 
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, FetchRequest, MetadataRequest, ProduceRequest, RequestHeader,
+        RequestKind,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn default_body(api_key: ApiKey) -> Option<RequestKind> {
+        Some(match api_key {
+            ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+            ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
+            ApiKey::Produce => RequestKind::Produce(ProduceRequest::default()),
+            ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default()),
+            _ => return None,
+        })
+    }
+
+    fn encoded(
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        client_id: Option<&str>,
+    ) -> Option<Bytes> {
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(client_id.map(|c| StrBytes::from_string(c.to_owned())));
+        let mut out = BytesMut::new();
+        encode_request(&header, &default_body(api_key)?, &mut out).ok()?;
+        Some(out.freeze().slice(4..))
+    }
+
+    #[test]
+    fn every_accepted_version_round_trips() {
+        for api_key in [
+            ApiKey::ApiVersions,
+            ApiKey::Metadata,
+            ApiKey::Produce,
+            ApiKey::Fetch,
+        ] {
+            let versions = versions::accepted(api_key).unwrap();
+            for version in versions.min..=versions.max {
+                let frame = encoded(api_key, version, 42, Some("client")).unwrap();
+                let request = decode_request(frame).unwrap();
+                assert_eq!(request.api_key, api_key);
+                assert_eq!(request.api_version, version);
+                assert_eq!(request.header.correlation_id, 42);
+                assert_eq!(request.header.client_id.as_deref(), Some("client"));
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key_and_version_are_typed_errors() {
+        let mut frame = encoded(ApiKey::Metadata, 1, 7, None).unwrap().to_vec();
+        frame[0..2].copy_from_slice(&999i16.to_be_bytes());
+        assert!(matches!(
+            decode_request(Bytes::from(frame.clone())),
+            Err(DecodeError::UnknownApiKey {
+                api_key: 999,
+                correlation_id: 7
+            })
+        ));
+        frame[0..2].copy_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
+        frame[2..4].copy_from_slice(&2i16.to_be_bytes());
+        assert!(matches!(
+            decode_request(Bytes::from(frame)),
+            Err(DecodeError::UnsupportedVersion { version: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn huge_array_count_fails_without_allocating() {
+        // Metadata v1: header, then topics array count i32::MAX with nothing after it.
+        let mut frame = encoded(ApiKey::Metadata, 1, 1, None).unwrap().to_vec();
+        let body_at = frame.len() - 4;
+        frame.truncate(body_at);
+        frame.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_request(Bytes::from(frame)),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_request(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn truncated_requests_are_errors(cut in 0usize..64, version in 4i16..=12) {
+            let frame = encoded(ApiKey::Fetch, version, 1, Some("c")).unwrap();
+            let cut = cut.min(frame.len().saturating_sub(1));
+            prop_assert!(decode_request(frame.slice(..cut)).is_err());
+        }
+
+        #[test]
+        fn flipped_bits_never_panic(at in 0usize..64, bit in 0u8..8, version in 0i16..=13) {
+            let mut frame = encoded(ApiKey::Metadata, version, 1, Some("c")).unwrap().to_vec();
+            let at = at % frame.len();
+            frame[at] ^= 1 << bit;
+            let _ = decode_request(Bytes::from(frame));
+        }
+    }
+}

@@ -69,3 +69,40 @@ pub fn decode_response(
     let body = ResponseKind::decode(api_key, &mut frame, version).map_err(malformed)?;
     Ok((header.correlation_id, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{ApiVersionsResponse, MetadataResponse};
+
+    use super::*;
+
+    #[test]
+    fn responses_round_trip_with_the_right_header() {
+        // controller_id exists from v1.
+        for version in 1..=13 {
+            let mut out = BytesMut::new();
+            let body =
+                ResponseKind::Metadata(MetadataResponse::default().with_controller_id(3.into()));
+            encode_response(9, ApiKey::Metadata, version, &body, &mut out).unwrap();
+            let size = i32::from_be_bytes(out[..4].try_into().unwrap());
+            assert_eq!(size as usize, out.len() - 4);
+            let (correlation_id, decoded) =
+                decode_response(ApiKey::Metadata, version, out.freeze().slice(4..)).unwrap();
+            assert_eq!(correlation_id, 9);
+            let ResponseKind::Metadata(decoded) = decoded else {
+                panic!("wrong kind")
+            };
+            assert_eq!(decoded.controller_id.0, 3);
+        }
+    }
+
+    #[test]
+    fn api_versions_always_uses_header_v0() {
+        // Header v0 is just the correlation id: the error code follows at byte 8.
+        let mut out = BytesMut::new();
+        let body = ResponseKind::ApiVersions(ApiVersionsResponse::default().with_error_code(35));
+        encode_response(5, ApiKey::ApiVersions, 3, &body, &mut out).unwrap();
+        assert_eq!(&out[4..8], &5i32.to_be_bytes());
+        assert_eq!(&out[8..10], &35i16.to_be_bytes());
+    }
+}
