@@ -9,6 +9,7 @@ mod common;
 mod compression;
 mod durability;
 mod kcat;
+mod lifecycle;
 mod malformed;
 mod metadata;
 mod produce_consume;
