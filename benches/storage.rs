@@ -1,1 +1,174 @@
-fn main() {}
+//! Storage benches: append by batch size (with and without fsync), reads of 1 MiB at
+//! random offsets, index lookup.
+//!
+//! `cargo bench -p sluice-benches --bench storage -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_protocol::record::compute_crc;
+use sluice_storage::{Log, LogConfig};
+
+const RECORD_VALUE: usize = 1024;
+
+fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A RecordBatch v2 of `records` 1 KiB records with a correct CRC-32C.
+fn batch(records: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    for i in 0..records {
+        let mut rec = vec![0u8]; // attributes
+        varint(&mut rec, 0); // timestampDelta
+        varint(&mut rec, i as i64); // offsetDelta
+        varint(&mut rec, -1); // key
+        varint(&mut rec, RECORD_VALUE as i64);
+        rec.extend((0..RECORD_VALUE).map(|j| (i + j) as u8));
+        varint(&mut rec, 0); // headers
+        varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let mut b = Vec::with_capacity(61 + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&((records - 1) as i32).to_be_bytes());
+    b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(records as i32).to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Fixed-seed xorshift, so runs read the same offsets.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn bench_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 128 << 20,
+        ..LogConfig::default()
+    }
+}
+
+/// Appends in a fresh log, recreated (outside the timing) every `max_log_bytes` so the
+/// disk does not fill.
+fn append_timed(iters: u64, records: usize, sync: bool) -> Duration {
+    const MAX_LOG_BYTES: u64 = 512 << 20;
+    let mut buf = batch(records);
+    let mut tmp = tempfile::tempdir().unwrap();
+    let mut log = Log::open(tmp.path(), bench_config()).unwrap();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        log.append(black_box(&mut buf), 1_700_000_000_000).unwrap();
+        if sync {
+            log.sync().unwrap();
+        }
+        total += start.elapsed();
+        if log.size_bytes() > MAX_LOG_BYTES {
+            log.delete().unwrap();
+            tmp = tempfile::tempdir().unwrap();
+            log = Log::open(tmp.path(), bench_config()).unwrap();
+        }
+    }
+    drop(log);
+    total
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append");
+    for records in [1usize, 16, 256, 1024] {
+        let bytes = batch(records).len() as u64;
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_with_input(
+            BenchmarkId::new("no_fsync", format!("{}KiB", records)),
+            &records,
+            |b, &records| b.iter_custom(|iters| append_timed(iters, records, false)),
+        );
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("append_sync");
+    g.sample_size(10);
+    for records in [1usize, 16, 256, 1024] {
+        let bytes = batch(records).len() as u64;
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_with_input(
+            BenchmarkId::new("fdatasync_each", format!("{}KiB", records)),
+            &records,
+            |b, &records| b.iter_custom(|iters| append_timed(iters, records, true)),
+        );
+    }
+    g.finish();
+}
+
+/// A log of 256 MiB in 16 KiB batches of 1 KiB records.
+fn filled_log() -> (tempfile::TempDir, Log) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = Log::open(tmp.path(), bench_config()).unwrap();
+    let mut buf = batch(16);
+    while log.size_bytes() < 256 << 20 {
+        log.append(&mut buf, 1_700_000_000_000).unwrap();
+    }
+    log.sync().unwrap();
+    (tmp, log)
+}
+
+fn read(c: &mut Criterion) {
+    let (_tmp, log) = filled_log();
+    let leo = log.log_end_offset() as u64;
+    let mut g = c.benchmark_group("read");
+    g.throughput(Throughput::Bytes(1 << 20));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    g.bench_function("random_offset_1MiB", |b| {
+        b.iter(|| {
+            let offset = rng.below(leo) as i64;
+            black_box(log.read(black_box(offset), 1 << 20, true).unwrap())
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("index");
+    g.throughput(Throughput::Elements(1));
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    g.bench_function("locate_random_offset", |b| {
+        b.iter(|| {
+            let offset = rng.below(leo) as i64;
+            black_box(log.locate(black_box(offset)).unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append, read);
+criterion_main!(benches);

@@ -9,8 +9,10 @@ use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, compute_crc};
 use crate::error::{CorruptionKind, IoFailure};
 use crate::segment_file::SegmentFile;
 
-/// Read-ahead when only headers are needed.
-const HEADER_READ_AHEAD: usize = 16 * 1024;
+/// Read-ahead when only headers are needed: one default index interval plus a header,
+/// so a walk from an index hit usually takes one small `pread` (big batches cost one
+/// read each anyway).
+const HEADER_READ_AHEAD: usize = 4096 + BATCH_HEADER_LEN;
 /// Read-ahead when whole batches are checked.
 const VERIFY_READ_AHEAD: usize = 1 << 20;
 
