@@ -146,35 +146,44 @@ impl NodeShared {
     }
 }
 
+/// A partition owned by this shard; borrowed mutably only for the span of an append.
+pub(crate) type PartitionRef = Rc<RefCell<Partition>>;
+
 /// One shard's state, touched only on its thread.
 pub(crate) struct Shard {
     pub(crate) id: usize,
     pub(crate) node: Arc<NodeShared>,
-    partitions: RefCell<HashMap<(Arc<str>, i32), Rc<RefCell<Partition>>>>,
+    /// Partitions this shard owns, by topic then index.
+    partitions: RefCell<HashMap<Arc<str>, HashMap<i32, PartitionRef>>>,
     connections: Cell<usize>,
     connections_closed: Notify,
 }
 
 impl Shard {
-    pub(crate) fn partition(&self, topic: &str, partition: i32) -> Option<Rc<RefCell<Partition>>> {
-        let key: (Arc<str>, i32) = (Arc::from(topic), partition);
-        self.partitions.borrow().get(&key).cloned()
+    pub(crate) fn partition(&self, topic: &str, partition: i32) -> Option<PartitionRef> {
+        self.partitions
+            .borrow()
+            .get(topic)?
+            .get(&partition)
+            .cloned()
     }
 
     pub(crate) fn insert_partition(&self, partition: Partition) {
-        let key = (partition.topic.clone(), partition.index);
         self.partitions
             .borrow_mut()
-            .insert(key, Rc::new(RefCell::new(partition)));
+            .entry(partition.topic.clone())
+            .or_default()
+            .insert(partition.index, Rc::new(RefCell::new(partition)));
     }
 
-    pub(crate) fn remove_partition(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Option<Rc<RefCell<Partition>>> {
-        let key: (Arc<str>, i32) = (Arc::from(topic), partition);
-        self.partitions.borrow_mut().remove(&key)
+    pub(crate) fn remove_partition(&self, topic: &str, partition: i32) -> Option<PartitionRef> {
+        let mut partitions = self.partitions.borrow_mut();
+        let of_topic = partitions.get_mut(topic)?;
+        let removed = of_topic.remove(&partition);
+        if of_topic.is_empty() {
+            partitions.remove(topic);
+        }
+        removed
     }
 
     /// Opens every partition of `topic` this shard owns.
@@ -212,8 +221,17 @@ impl Shard {
 
     /// Closes every log: indexes written, data synced.
     fn close_partitions(&self) {
-        let partitions: Vec<_> = self.partitions.borrow_mut().drain().collect();
-        for ((topic, index), partition) in partitions {
+        let partitions: Vec<_> = self
+            .partitions
+            .borrow_mut()
+            .drain()
+            .flat_map(|(topic, of_topic)| {
+                of_topic
+                    .into_iter()
+                    .map(move |(i, p)| (topic.clone(), i, p))
+            })
+            .collect();
+        for (topic, index, partition) in partitions {
             match Rc::try_unwrap(partition) {
                 Ok(partition) => {
                     if let Err(error) = partition.into_inner().close() {

@@ -18,12 +18,13 @@ pub(super) fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitPr
         return failed(ResponseError::CoordinatorNotAvailable);
     }
     // A producer re-initialising its own id (KIP-360) gets the next epoch.
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
-        if let Some(epoch) = req.producer_epoch.checked_add(1) {
-            return InitProducerIdResponse::default()
-                .with_producer_id(req.producer_id)
-                .with_producer_epoch(epoch);
-        }
+    if req.producer_id.0 >= 0
+        && req.producer_epoch >= 0
+        && let Some(epoch) = req.producer_epoch.checked_add(1)
+    {
+        return InitProducerIdResponse::default()
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(epoch);
     }
     match ctx.node().next_producer_id() {
         Ok(id) => InitProducerIdResponse::default()
