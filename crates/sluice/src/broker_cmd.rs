@@ -144,22 +144,26 @@ fn init_tracing(args: &BrokerArgs) -> anyhow::Result<()> {
 pub(crate) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     init_tracing(&args)?;
     let config = load_config(&args)?;
-    let node = Node::start(config).context("cannot start node")?;
-    // Wait for SIGTERM or SIGINT on a small runtime of its own.
+    // Signal handlers go in before the node binds its listener: a client may connect,
+    // and a supervisor may send SIGTERM, as soon as the port accepts.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot build signal runtime")?;
-    runtime.block_on(async {
+    let (mut term, mut int) = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+        anyhow::Ok((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let node = Node::start(config).context("cannot start node")?;
+    runtime.block_on(async {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM received"),
             _ = int.recv() => info!("SIGINT received"),
         }
-        anyhow::Ok(())
-    })?;
+    });
     node.shutdown();
     Ok(())
 }
