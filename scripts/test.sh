@@ -50,13 +50,17 @@ echo "==> cargo build -p sluice"
 cargo build -p sluice
 export SLUICE_BIN="${SLUICE_BIN:-$CARGO_TARGET_DIR/debug/sluice}"
 
+# Run the doctests even when a test failed, then report failure.
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
     echo "==> cargo nextest run --workspace"
-    cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast || status=$?
 else
     echo "==> cargo test --workspace (cargo-nextest not installed)"
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --no-fail-fast || status=$?
 fi
 
 echo "==> cargo test --doc --workspace"
-cargo test --doc --workspace
+cargo test --doc --workspace || status=$?
+
+exit "$status"

@@ -5,6 +5,15 @@
 //!
 //! The binary is found through `SLUICE_BIN`, or next to the test executable
 //! (`target/<profile>/sluice`, since test binaries live in `target/<profile>/deps/`).
+//!
+//! Environment knobs:
+//! - `SLUICE_BIN`: the broker binary to test;
+//! - `SLUICE_E2E_LOG`: `RUST_LOG` for the broker (default `info`);
+//! - `SLUICE_E2E_KEEP`: keep the data directory and log of a failed test;
+//! - `SLUICE_E2E_ALLOW_PANICS`: do not fail a passing test whose broker log shows a panic;
+//! - `SLUICE_E2E_SEED`: seed for the randomized malformed-input case.
+//!
+//! On failure the tail of the broker log is printed.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;

@@ -269,3 +269,54 @@ async fn fetch_out_of_range_and_offset_reset() {
         );
     }
 }
+
+/// A parked long-poll Fetch (fetch.wait.max.ms = 5 s) is answered as soon as data arrives,
+/// not when its wait expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_fetch_is_woken_by_produce() {
+    use crate::common::consumer_with;
+
+    let broker = Broker::start_default();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("wake");
+    create_topic(&bootstrap, &topic, 1).await;
+    wait_topic_ready(&bootstrap, &topic, 1);
+    let producer = producer(&bootstrap, &[("linger.ms", "0")]);
+    let c = consumer_with(&bootstrap, &[("fetch.wait.max.ms", "5000")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(0))
+        .expect("add");
+    c.assign(&tpl).expect("assign");
+    let mut worst = Duration::ZERO;
+    for i in 0..6i64 {
+        let t0 = std::time::Instant::now();
+        produce_ok(
+            &producer,
+            &topic,
+            &[Rec {
+                value: Some(format!("w{i}").into_bytes()),
+                ..Rec::default()
+            }],
+        )
+        .await;
+        let m = loop {
+            if let Some(r) = c.poll(Duration::from_millis(100)) {
+                break r.expect("record");
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "record {i} never arrived"
+            );
+        };
+        assert_eq!(m.offset(), i);
+        // The first round includes consumer start-up (ListOffsets, first fetch).
+        if i > 0 {
+            worst = worst.max(t0.elapsed());
+        }
+    }
+    assert!(
+        worst < Duration::from_millis(2_500),
+        "produce -> consume took {worst:?} with fetch.wait.max.ms=5000: parked fetches are \
+         not woken by appends"
+    );
+}
