@@ -12,9 +12,31 @@
 //! baseOffset and partitionLeaderEpoch sit outside the CRC, so the broker assigns offsets
 //! and stamps the epoch without recomputing it.
 
-mod header;
+//!
+//! Modules: [`header`](BatchHeader) parsing, [`compression`] codecs, [`varint`]s, record
+//! decoding ([`decode_records`]), produce-time validation ([`validate_batch`],
+//! [`split_batches`]), timestamp rewrites ([`set_log_append_time`]) and
+//! [`RecordBatchBuilder`].
 
+mod builder;
+pub mod compression;
+mod error;
+mod header;
+mod records;
+mod timestamp;
+mod validate;
+pub mod varint;
+
+pub use builder::{BuildError, MAX_RECORDS_BYTES, RecordBatchBuilder};
+pub use compression::{CompressionError, compress, decompress, try_compress};
+pub use error::{BatchError, Corruption, FieldProblem, RecordField, TimestampProblem};
 pub use header::{
     BATCH_HEADER_LEN, BatchHeader, BatchHeaderError, Compression, LOG_OVERHEAD, TimestampType,
     compute_crc, crc_matches, set_base_offset, set_partition_leader_epoch,
 };
+pub use records::{Record, RecordIter, decode_records, record_iter};
+pub use timestamp::{set_log_append_time, set_max_timestamp};
+pub use validate::{
+    BatchSummary, NO_TIMESTAMP, SplitBatches, ValidationLimits, split_batches, validate_batch,
+};
+pub use varint::{VarintError, read_varint, read_varlong, write_varint, write_varlong};
