@@ -130,6 +130,16 @@ fn sigterm_right_after_startup_exits_zero() {
 /// (Unacknowledged records may be written zero or more times: no idempotence.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_produce_keeps_every_acknowledged_record() {
+    stop_during_produce(false).await;
+}
+
+/// The same with SIGTERM: the broker exits 0 even with requests in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_produce_exits_zero_and_keeps_every_acknowledged_record() {
+    stop_during_produce(true).await;
+}
+
+async fn stop_during_produce(graceful: bool) {
     use std::collections::HashMap;
 
     use rdkafka::producer::FutureRecord;
@@ -163,7 +173,11 @@ async fn sigkill_during_produce_keeps_every_acknowledged_record() {
             Err(_) => failed += 1,
         }
         if !killed && acked.len() >= 10_000 {
-            broker.sigkill();
+            if graceful {
+                broker.terminate();
+            } else {
+                broker.sigkill();
+            }
             broker.restart();
             killed = true;
         }

@@ -230,6 +230,10 @@ async fn malformed_connections_are_closed_and_broker_survives() {
     let mut s = connect(&broker);
     send(&mut s, &request(-1, 0, 1, false, &[]));
     cases.push(("api key -1".to_owned(), s));
+    // A known API at an unknown version (only ApiVersions gets an answer for that).
+    let mut s = connect(&broker);
+    send(&mut s, &request(3, 99, 1, true, &[0, 0]));
+    cases.push(("Metadata v99".to_owned(), s));
     // Metadata v1 whose body claims 5 topics but holds a truncated string.
     let mut s = connect(&broker);
     let mut body = 5i32.to_be_bytes().to_vec();
