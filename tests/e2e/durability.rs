@@ -139,7 +139,27 @@ async fn sigterm_during_produce_exits_zero_and_keeps_every_acknowledged_record()
     stop_during_produce(true).await;
 }
 
+/// Idempotent producer across a SIGKILL: the broker must rebuild producer state
+/// (producer id, epoch, last sequences) from the log, so retried batches are recognised as
+/// duplicates and every record is in the log exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_idempotent_produce_writes_each_record_once() {
+    let (_broker, total, acked) =
+        stop_during_produce_with(false, &[("enable.idempotence", "true")]).await;
+    assert_eq!(acked, 60_000, "every record acknowledged");
+    assert_eq!(total, 60_000, "no duplicates in the log");
+}
+
 async fn stop_during_produce(graceful: bool) {
+    stop_during_produce_with(graceful, &[]).await;
+}
+
+/// Returns the broker (so its log is printed if the caller fails), the records in the log
+/// and the records acknowledged.
+async fn stop_during_produce_with(
+    graceful: bool,
+    extra: &[(&str, &str)],
+) -> (Broker, usize, usize) {
     use std::collections::HashMap;
 
     use rdkafka::producer::FutureRecord;
@@ -150,10 +170,9 @@ async fn stop_during_produce(graceful: bool) {
     create_topic(&broker.bootstrap(), &topic, PARTITIONS).await;
     wait_topic_ready(&broker.bootstrap(), &topic, PARTITIONS as usize);
 
-    let producer = producer(
-        &broker.bootstrap(),
-        &[("linger.ms", "2"), ("batch.num.messages", "500")],
-    );
+    let mut settings = vec![("linger.ms", "2"), ("batch.num.messages", "500")];
+    settings.extend_from_slice(extra);
+    let producer = producer(&broker.bootstrap(), &settings);
     let values: Vec<String> = (0..N).map(|i| format!("mid-{i:06}")).collect();
     let mut futures = Vec::with_capacity(N);
     for (i, v) in values.iter().enumerate() {
@@ -193,6 +212,10 @@ async fn stop_during_produce(graceful: bool) {
         expected.insert(p, hi as usize);
     }
     let got = consume_counts(&c, &topic, &expected, Duration::from_secs(120));
+    eprintln!(
+        "log holds {} records (more than acked = retried duplicates)",
+        expected.values().sum::<usize>()
+    );
     for (p, msgs) in &got {
         for (i, m) in msgs.iter().enumerate() {
             assert_eq!(m.offset(), i as i64, "partition {p}: dense offsets");
@@ -213,4 +236,5 @@ async fn stop_during_produce(graceful: bool) {
             got[p].len()
         );
     }
+    (broker, expected.values().sum::<usize>(), acked.len())
 }
