@@ -8,6 +8,7 @@ mod admin;
 mod common;
 mod compression;
 mod durability;
+mod idempotence;
 mod kcat;
 mod lifecycle;
 mod malformed;
