@@ -183,7 +183,10 @@ async fn stop_during_produce_with(
     }
     let mut acked: HashMap<(i32, i64), usize> = HashMap::new();
     let mut failed = 0usize;
-    let mut killed = false;
+    // Stop the broker three times while records are in flight; each time in-flight batches
+    // may be retried against the restarted broker.
+    let mut kill_points = vec![10_000usize, 25_000, 40_000].into_iter().peekable();
+    let mut kills = 0;
     for (i, f) in futures.into_iter().enumerate() {
         match f.await.expect("delivery future") {
             Ok(pl) => {
@@ -191,17 +194,17 @@ async fn stop_during_produce_with(
             }
             Err(_) => failed += 1,
         }
-        if !killed && acked.len() >= 10_000 {
+        if kill_points.next_if(|k| acked.len() >= *k).is_some() {
             if graceful {
                 broker.terminate();
             } else {
                 broker.sigkill();
             }
             broker.restart();
-            killed = true;
+            kills += 1;
         }
     }
-    assert!(killed, "kill point reached");
+    assert_eq!(kills, 3, "kill points reached");
     eprintln!("acked {} records, {failed} failed", acked.len());
 
     let c = consumer(&broker.bootstrap());
