@@ -47,7 +47,7 @@ pub enum StartError {
         partition: i32,
         /// Storage error.
         #[source]
-        source: sluice_storage::OpenError,
+        source: sluice_storage::Error,
     },
     /// io_uring was required (`--io-backend uring`) but the kernel refused it.
     #[error("io_uring is unavailable: {source}")]

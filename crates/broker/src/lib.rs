@@ -23,6 +23,7 @@ mod error;
 mod error_code;
 mod handler;
 mod partition;
+mod producer_state;
 mod server;
 mod shard;
 mod socket;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::record::{self, TimestampType};
-use sluice_storage::{AppendError, Log, LogConfig, OpenError, ReadError, ReadSlice, SyncError};
+use sluice_storage::{AppendError, Log, LogConfig, ReadError, ReadSlice, SyncError};
 
 use crate::catalog::{PartitionShared, Topic};
+use crate::producer_state::{Decision, ProducerStates};
 use crate::topic_config::TopicConfig;
 
 /// A validated batch on its way to the log.
@@ -38,6 +39,49 @@ pub(crate) struct Partition {
     pub(crate) shared: Arc<PartitionShared>,
     pub(crate) config: TopicConfig,
     log: Log,
+    producers: ProducerStates,
+}
+
+/// Why an append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppendFailure {
+    /// The log could not take the batch.
+    #[error(transparent)]
+    Storage(#[from] AppendError),
+    /// Producer state refused the batch (epoch or sequence).
+    #[error("batch refused: {0}")]
+    Rejected(sluice_protocol::ResponseError),
+}
+
+/// Bytes read at a time when rebuilding producer state at open.
+const REBUILD_READ_BYTES: usize = 4 * 1024 * 1024;
+
+/// Producer state from the batches of the active segment. Producers whose last batches
+/// are only in older segments start unknown, and are accepted as new.
+fn rebuild_producer_states(log: &Log) -> Result<ProducerStates, ReadError> {
+    let mut states = ProducerStates::default();
+    let mut offset = log
+        .segment_base_offsets()
+        .last()
+        .unwrap_or(log.log_start_offset())
+        .max(log.log_start_offset());
+    while offset < log.log_end_offset() {
+        let slice = log.read(offset, REBUILD_READ_BYTES, true)?;
+        if slice.bytes.is_empty() {
+            break;
+        }
+        for batch in record::split_batches(&slice.bytes) {
+            let Ok(header) = batch.and_then(|b| {
+                record::BatchHeader::parse(b)
+                    .map_err(|_| record::BatchError::UnsupportedMagic { magic: -1 })
+            }) else {
+                break;
+            };
+            states.record(&header, header.base_offset);
+        }
+        offset = slice.next_offset;
+    }
+    Ok(states)
 }
 
 pub(crate) fn log_config(config: &TopicConfig) -> LogConfig {
@@ -54,8 +98,9 @@ impl Partition {
         index: i32,
         shared: Arc<PartitionShared>,
         dir: &Path,
-    ) -> Result<Self, OpenError> {
+    ) -> Result<Self, sluice_storage::Error> {
         let log = Log::open(dir, log_config(&topic.config))?;
+        let producers = rebuild_producer_states(&log)?;
         shared.publish(log.log_start_offset(), log.log_end_offset());
         Ok(Self {
             topic: topic.name.clone(),
@@ -63,18 +108,33 @@ impl Partition {
             shared,
             config: topic.config.clone(),
             log,
+            producers,
         })
     }
 
-    /// Appends validated batches in order; offsets are assigned by the log.
+    /// Appends validated batches in order; offsets are assigned by the log. A batch an
+    /// idempotent producer already wrote is answered with its original offset.
     pub(crate) fn append(
         &mut self,
         batches: &[ValidBatch],
         now_ms: i64,
-    ) -> Result<Appended, AppendError> {
+    ) -> Result<Appended, AppendFailure> {
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let mut base_offset = None;
         for batch in batches {
+            // Validated before it got here, so the header parses.
+            if let Ok(header) = record::BatchHeader::parse(&batch.bytes) {
+                match self.producers.check(&header) {
+                    Decision::Append => {}
+                    Decision::Duplicate {
+                        base_offset: original,
+                    } => {
+                        base_offset.get_or_insert(original);
+                        continue;
+                    }
+                    Decision::Reject(error) => return Err(AppendFailure::Rejected(error)),
+                }
+            }
             let mut bytes = BytesMut::from(&batch.bytes[..]);
             // The leader epoch, outside the CRC; fixed at 0 until replication has terms.
             record::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
@@ -85,6 +145,9 @@ impl Partition {
                 batch.max_timestamp
             };
             let info = self.log.append(&mut bytes, max_timestamp)?;
+            if let Ok(header) = record::BatchHeader::parse(&bytes) {
+                self.producers.record(&header, info.base_offset);
+            }
             base_offset.get_or_insert(info.base_offset);
         }
         self.shared

@@ -17,7 +17,7 @@ use tracing::warn;
 use super::{RequestContext, now_ms, str_bytes};
 use crate::catalog::Topic;
 use crate::error_code;
-use crate::partition::{Appended, ValidBatch};
+use crate::partition::{AppendFailure, Appended, ValidBatch};
 
 /// A partition's produce outcome before it becomes a response entry.
 #[derive(Debug)]
@@ -157,7 +157,8 @@ pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<
                             let appended = partition.borrow_mut().append(&a.batches, now);
                             match appended {
                                 Ok(appended) => Outcome::Appended(appended),
-                                Err(error) => {
+                                Err(AppendFailure::Rejected(error)) => Outcome::error(error),
+                                Err(AppendFailure::Storage(error)) => {
                                     warn!(topic = %a.topic, partition = a.partition, %error, "append failed");
                                     Outcome::error(ResponseError::KafkaStorageError)
                                 }
