@@ -174,3 +174,41 @@ async fn retried_idempotent_batch_is_not_appended_twice() {
     assert_eq!(err, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER for a sequence gap");
     assert_eq!(watermarks(&c, &topic, 0), (0, 5));
 }
+
+/// Kafka closes the connection when an acks=0 produce fails: the client has no response
+/// to read the error from, and reconnecting makes it refresh metadata.
+#[test]
+fn failed_acks_0_produce_closes_the_connection() {
+    let broker = Broker::start_default();
+    let mut conn = Conn::new(&broker);
+    let topic = unique_topic("missing-acks0");
+    let batch = batch(-1, -1, -1, 1, "x");
+    let mut body = (-1i16).to_be_bytes().to_vec(); // no transactional id
+    body.extend_from_slice(&0i16.to_be_bytes()); // acks=0
+    body.extend_from_slice(&30_000i32.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&(batch.len() as i32).to_be_bytes());
+    body.extend_from_slice(&batch);
+    let mut h = Vec::new();
+    h.extend_from_slice(&0i16.to_be_bytes());
+    h.extend_from_slice(&3i16.to_be_bytes());
+    h.extend_from_slice(&1i32.to_be_bytes());
+    h.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+    h.extend_from_slice(&body);
+    let mut frame = (h.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&h);
+    conn.s.write_all(&frame).expect("write produce");
+    let mut buf = [0u8; 16];
+    let n = conn
+        .s
+        .read(&mut buf)
+        .expect("read after failed acks=0 produce");
+    assert_eq!(
+        n, 0,
+        "the broker closes the connection instead of answering"
+    );
+}

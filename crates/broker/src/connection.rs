@@ -10,7 +10,7 @@ use sluice_protocol::{DecodeError, decode_request, encode_response, frame};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::handler;
+use crate::handler::{self, Reply};
 use crate::shard::Shard;
 use crate::socket::{SocketReader, SocketWriter};
 
@@ -19,7 +19,14 @@ const MAX_IN_FLIGHT: usize = 64;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
-type Pending = oneshot::Receiver<Option<BytesMut>>;
+/// A request's eventual effect on the connection, in request order.
+enum Outgoing {
+    Response(BytesMut),
+    Nothing,
+    Close,
+}
+
+type Pending = oneshot::Receiver<Outgoing>;
 
 pub(crate) async fn serve(
     shard: Rc<Shard>,
@@ -95,7 +102,12 @@ fn start_request(shard: &Rc<Shard>, body: bytes::Bytes, peer: SocketAddr) -> Opt
             version,
         }) => {
             debug!(%peer, version, "ApiVersions at an unknown version: answering with v0");
-            let _ = tx.send(handler::unsupported_version_response(correlation_id));
+            let _ = tx.send(
+                match handler::unsupported_version_response(correlation_id) {
+                    Some(response) => Outgoing::Response(response),
+                    None => Outgoing::Close,
+                },
+            );
             return Some(rx);
         }
         Err(error) => {
@@ -108,18 +120,22 @@ fn start_request(shard: &Rc<Shard>, body: bytes::Bytes, peer: SocketAddr) -> Opt
     let api_version = request.api_version;
     let shard = shard.clone();
     tokio::task::spawn_local(async move {
-        let response = handler::dispatch(shard, request).await;
-        let encoded = response.and_then(|body| {
-            let mut out = BytesMut::new();
-            match encode_response(correlation_id, api_key, api_version, &body, &mut out) {
-                Ok(()) => Some(out),
-                Err(error) => {
-                    warn!(?api_key, api_version, %error, "cannot encode response");
-                    None
+        let outgoing = match handler::dispatch(shard, request).await {
+            Reply::Respond(body) => {
+                let mut out = BytesMut::new();
+                match encode_response(correlation_id, api_key, api_version, &body, &mut out) {
+                    Ok(()) => Outgoing::Response(out),
+                    Err(error) => {
+                        // The client would wait forever for a response that never comes.
+                        warn!(?api_key, api_version, %error, "cannot encode response; closing");
+                        Outgoing::Close
+                    }
                 }
             }
-        });
-        let _ = tx.send(encoded);
+            Reply::Silent => Outgoing::Nothing,
+            Reply::Close => Outgoing::Close,
+        };
+        let _ = tx.send(outgoing);
     });
     Some(rx)
 }
@@ -127,13 +143,13 @@ fn start_request(shard: &Rc<Shard>, body: bytes::Bytes, peer: SocketAddr) -> Opt
 async fn write_responses(mut writer: SocketWriter, mut order: mpsc::Receiver<Pending>) {
     while let Some(pending) = order.recv().await {
         match pending.await {
-            Ok(Some(response)) => {
+            Ok(Outgoing::Response(response)) => {
                 if writer.write_all(response.freeze()).await.is_err() {
                     break;
                 }
             }
-            Ok(None) => {}
-            Err(_) => break,
+            Ok(Outgoing::Nothing) => {}
+            Ok(Outgoing::Close) | Err(_) => break,
         }
     }
     writer.shutdown().await;

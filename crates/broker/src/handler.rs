@@ -36,25 +36,35 @@ impl RequestContext {
     }
 }
 
-/// Runs the handler for `request`; `None` means no response is sent (Produce acks=0).
-pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Option<ResponseKind> {
+/// What the connection does once a handler is done.
+pub(crate) enum Reply {
+    /// Send this response.
+    Respond(Box<ResponseKind>),
+    /// Send nothing (Produce with acks=0).
+    Silent,
+    /// Close the connection: Kafka's way to tell an acks=0 producer that a write failed.
+    Close,
+}
+
+/// Runs the handler for `request`.
+pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
     let ctx = RequestContext {
         shard,
         api_version: request.api_version,
     };
-    Some(match request.body {
+    Reply::Respond(Box::new(match request.body {
         RequestKind::ApiVersions(_) => api_versions::handle(&ctx).into(),
         RequestKind::Metadata(req) => metadata::handle(&ctx, req).await.into(),
         RequestKind::CreateTopics(req) => create_topics::handle(&ctx, req).await.into(),
         RequestKind::DeleteTopics(req) => delete_topics::handle(&ctx, req).await.into(),
-        RequestKind::Produce(req) => return produce::handle(&ctx, req).await.map(Into::into),
+        RequestKind::Produce(req) => return produce::handle(&ctx, req).await,
         RequestKind::Fetch(req) => fetch::handle(&ctx, req).await.into(),
         RequestKind::ListOffsets(req) => list_offsets::handle(&ctx, req).await.into(),
         RequestKind::InitProducerId(req) => init_producer_id::handle(&ctx, req).into(),
         RequestKind::FindCoordinator(req) => find_coordinator::handle(&ctx, req).into(),
         // The version table only lets served APIs through decoding.
-        _ => return None,
-    })
+        _ => return Reply::Close,
+    }))
 }
 
 /// A `StrBytes` from an owned string.

@@ -14,7 +14,7 @@ use sluice_protocol::record::{self, BatchError, ValidationLimits};
 use sluice_protocol::{ResponseError, kafka_protocol};
 use tracing::warn;
 
-use super::{RequestContext, now_ms, str_bytes};
+use super::{Reply, RequestContext, now_ms, str_bytes};
 use crate::catalog::Topic;
 use crate::error_code;
 use crate::partition::{AppendFailure, Appended, ValidBatch};
@@ -97,7 +97,7 @@ fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<Vali
     Ok(batches)
 }
 
-pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
     let node = ctx.node().clone();
     let acks = req.acks;
     let now = now_ms();
@@ -186,7 +186,11 @@ pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<
         }
     }
     if acks == 0 {
-        return None;
+        let failed = outcomes
+            .iter()
+            .flatten()
+            .any(|o| !matches!(o, Some(Outcome::Appended(_))));
+        return if failed { Reply::Close } else { Reply::Silent };
     }
 
     let responses = req
@@ -234,5 +238,7 @@ pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<
                 .with_partition_responses(partitions)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    Reply::Respond(Box::new(
+        ProduceResponse::default().with_responses(responses).into(),
+    ))
 }
