@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use sluice_protocol::record::{self, TimestampType};
+use sluice_protocol::record::{self, BATCH_HEADER_LEN, TimestampType};
 use sluice_storage::{AppendError, Log, LogConfig, ReadError, ReadSlice, SyncError};
 
 use crate::catalog::{PartitionShared, Topic};
@@ -135,17 +135,24 @@ impl Partition {
                     Decision::Reject(error) => return Err(AppendFailure::Rejected(error)),
                 }
             }
-            let mut bytes = BytesMut::from(&batch.bytes[..]);
-            // The leader epoch, outside the CRC; fixed at 0 until replication has terms.
-            record::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
-            let max_timestamp = if log_append_time {
+            let info = if log_append_time {
+                // The append time changes CRC-covered bytes: rewrite a copy.
+                let mut bytes = BytesMut::from(&batch.bytes[..]);
+                record::set_partition_leader_epoch(&mut bytes, LEADER_EPOCH);
                 record::set_log_append_time(&mut bytes, now_ms);
-                now_ms
+                self.log.append(&mut bytes, now_ms)?
             } else {
-                batch.max_timestamp
+                // Only the base offset and leader epoch change, both outside the CRC:
+                // patch a copy of the header and write the records from the request.
+                let (head, tail) = batch
+                    .bytes
+                    .split_at(BATCH_HEADER_LEN.min(batch.bytes.len()));
+                let mut head = head.to_vec();
+                record::set_partition_leader_epoch(&mut head, LEADER_EPOCH);
+                self.log
+                    .append_parts(&mut head, tail, batch.max_timestamp)?
             };
-            let info = self.log.append(&mut bytes, max_timestamp)?;
-            if let Ok(header) = record::BatchHeader::parse(&bytes) {
+            if let Ok(header) = record::BatchHeader::parse(&batch.bytes) {
                 self.producers.record(&header, info.base_offset);
             }
             base_offset.get_or_insert(info.base_offset);

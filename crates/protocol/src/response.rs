@@ -19,6 +19,7 @@ pub fn encode_response(
     body: &ResponseKind,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    out.reserve(size_hint(body));
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     let failed = |source: anyhow::Error| EncodeError::Invalid {
@@ -32,6 +33,26 @@ pub fn encode_response(
         .map_err(failed)?;
     body.encode(out, version).map_err(failed)?;
     patch_size_prefix(out, start)
+}
+
+/// Roughly how many bytes `body` encodes to, so a large fetch response is allocated
+/// once instead of grown by doubling (each growth copies every record byte again).
+fn size_hint(body: &ResponseKind) -> usize {
+    const OVERHEAD: usize = 256;
+    match body {
+        ResponseKind::Fetch(fetch) => fetch
+            .responses
+            .iter()
+            .flat_map(|topic| &topic.partitions)
+            .map(|p| {
+                p.records
+                    .as_ref()
+                    .map_or(0, Bytes::len)
+                    .saturating_add(OVERHEAD)
+            })
+            .fold(OVERHEAD, usize::saturating_add),
+        _ => OVERHEAD,
+    }
 }
 
 /// Writes the size of everything after `start + 4` into the four bytes at `start`.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sluice_protocol::record::{BatchHeader, set_base_offset};
+use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, set_base_offset};
 
 use crate::config::LogConfig;
 use crate::error::{AppendError, IoFailure, IoOp, OpenError, ReadError, SyncError};
@@ -295,11 +295,29 @@ impl Log {
         batch: &mut [u8],
         max_timestamp: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let header = BatchHeader::parse(batch)?;
-        if header.total_len() != batch.len() {
+        let split = batch.len().min(BATCH_HEADER_LEN);
+        let (head, tail) = batch.split_at_mut(split);
+        self.append_parts(head, tail, max_timestamp)
+    }
+
+    /// [`append`](Self::append) for a batch held in two pieces: `head` (at least the
+    /// fixed header, rewritten in place with the base offset) and `tail` (the rest,
+    /// written as it is). Lets a caller patch the header without copying the records.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append).
+    pub fn append_parts(
+        &mut self,
+        head: &mut [u8],
+        tail: &[u8],
+        max_timestamp: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let header = BatchHeader::parse(head)?;
+        let batch_len = head.len().saturating_add(tail.len());
+        if header.total_len() != batch_len {
             return Err(AppendError::LengthMismatch {
                 batch_len: header.total_len(),
-                buffer_len: batch.len(),
+                buffer_len: batch_len,
             });
         }
         if header.last_offset_delta < 0 {
@@ -319,14 +337,14 @@ impl Log {
             .ok_or(AppendError::OffsetOverflow {
                 log_end_offset: base_offset,
             })?;
-        let size = batch.len() as u64;
+        let size = batch_len as u64;
         if self.needs_roll(size, last_offset) {
             self.roll()?;
         }
-        set_base_offset(batch, base_offset);
+        set_base_offset(head, base_offset);
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
-        let position = active.file.append(batch)?;
+        let position = active.file.append_parts(head, tail)?;
         active.index.track_batch(
             interval,
             position,

@@ -80,20 +80,25 @@ impl SegmentFile {
             .map_err(|e| IoFailure::new(IoOp::Read, &self.path, e))
     }
 
-    /// Writes `bytes` at the end in one call and returns the position they start at.
+    /// Writes `head` then `tail` at the end and returns the position they start at.
     /// On failure the file is cut back to its previous length (best effort), so a
     /// half-written batch is not left for the next append to follow.
-    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64, IoFailure> {
+    pub(crate) fn append_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<u64, IoFailure> {
         let position = self.len;
-        if let Err(e) = self.file.write_all_at(bytes, position) {
+        // usize always fits u64 on supported targets.
+        let tail_at = position.saturating_add(head.len() as u64);
+        let written = self
+            .file
+            .write_all_at(head, position)
+            .and_then(|()| self.file.write_all_at(tail, tail_at));
+        if let Err(e) = written {
             if let Err(cut) = self.file.set_len(position) {
                 tracing::error!(path = %self.path.display(), position, error = %cut,
                     "cannot cut segment back after a failed write");
             }
             return Err(IoFailure::new(IoOp::Write, &self.path, e));
         }
-        // usize always fits u64 on supported targets.
-        self.len = position.saturating_add(bytes.len() as u64);
+        self.len = tail_at.saturating_add(tail.len() as u64);
         Ok(position)
     }
 
