@@ -5,6 +5,7 @@
 //! Build the broker first: `cargo build -p sluice`.
 
 mod admin;
+mod cli;
 mod common;
 mod compression;
 mod durability;
