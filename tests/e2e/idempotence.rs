@@ -62,6 +62,21 @@ fn batch(pid: i64, epoch: i16, base_seq: i32, n: i32, tag: &str) -> Vec<u8> {
     b
 }
 
+/// A Produce v3 body: one batch to partition 0 of `topic`.
+fn produce_body(topic: &str, batch: &[u8], acks: i16) -> Vec<u8> {
+    let mut body = (-1i16).to_be_bytes().to_vec(); // no transactional id
+    body.extend_from_slice(&acks.to_be_bytes());
+    body.extend_from_slice(&30_000i32.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&(batch.len() as i32).to_be_bytes());
+    body.extend_from_slice(batch);
+    body
+}
+
 struct Conn {
     s: TcpStream,
     corr: i32,
@@ -115,17 +130,7 @@ impl Conn {
 
     /// Produce v3 of one batch to partition 0: (error code, base offset).
     fn produce(&mut self, topic: &str, batch: &[u8]) -> (i16, i64) {
-        let mut body = (-1i16).to_be_bytes().to_vec(); // no transactional id
-        body.extend_from_slice(&(-1i16).to_be_bytes()); // acks=all
-        body.extend_from_slice(&30_000i32.to_be_bytes());
-        body.extend_from_slice(&1i32.to_be_bytes());
-        body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-        body.extend_from_slice(topic.as_bytes());
-        body.extend_from_slice(&1i32.to_be_bytes());
-        body.extend_from_slice(&0i32.to_be_bytes());
-        body.extend_from_slice(&(batch.len() as i32).to_be_bytes());
-        body.extend_from_slice(batch);
-        let r = self.call(0, 3, &body);
+        let r = self.call(0, 3, &produce_body(topic, batch, -1));
         // responses: [name, [index, error, base_offset, log_append_time]], throttle
         let name_len = i16::from_be_bytes([r[4], r[5]]) as usize;
         let at = 6 + name_len + 4; // skip name and partition count
@@ -182,17 +187,7 @@ fn failed_acks_0_produce_closes_the_connection() {
     let broker = Broker::start_default();
     let mut conn = Conn::new(&broker);
     let topic = unique_topic("missing-acks0");
-    let batch = batch(-1, -1, -1, 1, "x");
-    let mut body = (-1i16).to_be_bytes().to_vec(); // no transactional id
-    body.extend_from_slice(&0i16.to_be_bytes()); // acks=0
-    body.extend_from_slice(&30_000i32.to_be_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-    body.extend_from_slice(topic.as_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&0i32.to_be_bytes());
-    body.extend_from_slice(&(batch.len() as i32).to_be_bytes());
-    body.extend_from_slice(&batch);
+    let body = produce_body(&topic, &batch(-1, -1, -1, 1, "x"), 0);
     let mut h = Vec::new();
     h.extend_from_slice(&0i16.to_be_bytes());
     h.extend_from_slice(&3i16.to_be_bytes());
