@@ -144,6 +144,8 @@ pub(super) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
 async fn read_all(ctx: &RequestContext, wanted: &[Wanted], max_bytes: usize) -> Vec<Read> {
     let node = ctx.node();
     let mut budget = max_bytes;
+    // KIP-74: the first partition with data may exceed the budget by one batch.
+    let mut have_data = false;
     let mut reads = Vec::with_capacity(wanted.len());
     for w in wanted {
         let (Some(topic), Some(shared)) = (&w.topic, &w.shared) else {
@@ -158,8 +160,7 @@ async fn read_all(ctx: &RequestContext, wanted: &[Wanted], max_bytes: usize) -> 
         }
         let limit = w.partition_max_bytes.min(budget);
         // Nothing new, or no room left: answer without visiting the owner shard.
-        // KIP-74: the first partition with data may exceed the budget by one batch.
-        let first_data = reads.iter().all(|r: &Read| r.len() == 0);
+        let first_data = !have_data;
         if w.fetch_offset == high_watermark || (limit == 0 && !first_data) {
             reads.push(Read {
                 error: None,
@@ -187,6 +188,7 @@ async fn read_all(ctx: &RequestContext, wanted: &[Wanted], max_bytes: usize) -> 
         let read = match result {
             Ok(Ok(bytes)) => {
                 budget = budget.saturating_sub(bytes.len());
+                have_data |= !bytes.is_empty();
                 Read {
                     error: None,
                     high_watermark: shared.high_watermark(),
