@@ -8,6 +8,7 @@ mod admin;
 mod cli;
 mod common;
 mod compression;
+mod configs;
 mod durability;
 mod idempotence;
 mod kcat;

@@ -31,3 +31,8 @@ fn kafka_python_roundtrip() {
 fn confluent_kafka_roundtrip() {
     run_script("confluent_kafka_roundtrip.py");
 }
+
+#[test]
+fn confluent_admin_configs_and_partitions() {
+    run_script("confluent_admin_configs.py");
+}

@@ -12,11 +12,15 @@ use sluice_protocol::{Request, kafka_protocol};
 use crate::shard::{NodeShared, Shard};
 
 mod admin;
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
+mod describe_configs;
 mod fetch;
 mod find_coordinator;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -62,6 +66,12 @@ pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
         RequestKind::ListOffsets(req) => list_offsets::handle(&ctx, req).await.into(),
         RequestKind::InitProducerId(req) => init_producer_id::handle(&ctx, req).into(),
         RequestKind::FindCoordinator(req) => find_coordinator::handle(&ctx, req).into(),
+        RequestKind::DescribeConfigs(req) => describe_configs::handle(&ctx, req).into(),
+        RequestKind::AlterConfigs(req) => alter_configs::handle(&ctx, req).await.into(),
+        RequestKind::IncrementalAlterConfigs(req) => {
+            incremental_alter_configs::handle(&ctx, req).await.into()
+        }
+        RequestKind::CreatePartitions(req) => create_partitions::handle(&ctx, req).await.into(),
         // The version table only lets served APIs through decoding.
         _ => return Reply::Close,
     }))

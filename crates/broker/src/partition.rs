@@ -175,6 +175,11 @@ impl Partition {
         self.log.read(offset, max_bytes, min_one_batch)
     }
 
+    /// Applies a changed topic config to the live partition.
+    pub(crate) fn set_config(&mut self, config: TopicConfig) {
+        self.config = config;
+    }
+
     pub(crate) fn log(&self) -> &Log {
         &self.log
     }

@@ -186,13 +186,13 @@ impl Shard {
         removed
     }
 
-    /// Opens every partition of `topic` this shard owns.
+    /// Opens every partition of `topic` this shard owns and has not opened yet.
     pub(crate) fn open_partitions_of(&self, topic: &Topic) -> Result<(), StartError> {
         for (index, shared) in topic.partitions.iter().enumerate() {
-            if shared.shard != self.id {
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            if shared.shard != self.id || self.partition(&topic.name, index).is_some() {
                 continue;
             }
-            let index = i32::try_from(index).unwrap_or(i32::MAX);
             let dir = self.node.partition_dir(&topic.name, index);
             let partition =
                 Partition::open(topic, index, shared.clone(), &dir).map_err(|source| {
@@ -205,6 +205,15 @@ impl Shard {
             self.insert_partition(partition);
         }
         Ok(())
+    }
+
+    /// Gives this shard's partitions of `topic` its (new) config.
+    pub(crate) fn apply_topic_config(&self, topic: &Topic) {
+        if let Some(partitions) = self.partitions.borrow().get(&topic.name) {
+            for partition in partitions.values() {
+                partition.borrow_mut().set_config(topic.config.clone());
+            }
+        }
     }
 
     fn connection_opened(&self) {

@@ -14,79 +14,192 @@ enum Kind {
     Long { min: i64 },
     /// A signed 32-bit integer at least `min`.
     Int { min: i32 },
+    /// A floating point number within `min..=max`.
+    Double { min: f64, max: f64 },
     /// One of a fixed list of strings.
     Choice(&'static [&'static str]),
     /// A comma-separated list whose items are from a fixed list.
     List(&'static [&'static str]),
 }
 
-/// One row of the table: name, Kafka default, validation.
+/// Kafka's ConfigType codes, as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// STRING (2).
+    String,
+    /// INT (3).
+    Int,
+    /// LONG (5).
+    Long,
+    /// DOUBLE (6).
+    Double,
+    /// LIST (7).
+    List,
+}
+
+impl ConfigType {
+    /// The wire code.
+    pub fn code(self) -> i8 {
+        match self {
+            Self::String => 2,
+            Self::Int => 3,
+            Self::Long => 5,
+            Self::Double => 6,
+            Self::List => 7,
+        }
+    }
+}
+
+impl Kind {
+    fn config_type(self) -> ConfigType {
+        match self {
+            Kind::Long { .. } => ConfigType::Long,
+            Kind::Int { .. } => ConfigType::Int,
+            Kind::Double { .. } => ConfigType::Double,
+            Kind::Choice(_) => ConfigType::String,
+            Kind::List(_) => ConfigType::List,
+        }
+    }
+}
+
+/// One row of the table: topic name, the broker-level name that sets its default
+/// (Kafka's synonym), Kafka's default, validation, documentation.
 struct Definition {
     name: &'static str,
+    broker_name: &'static str,
     default: &'static str,
     kind: Kind,
+    doc: &'static str,
 }
+
+const LONG_MAX: &str = "9223372036854775807";
 
 const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
         default: "delete",
         kind: Kind::List(&["delete", "compact"]),
+        doc: "delete: drop old segments by retention; compact: keep the latest record per key.",
     },
     Definition {
         name: "compression.type",
+        broker_name: "compression.type",
         default: "producer",
         kind: Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        doc: "Codec the broker stores batches in; producer keeps what came.",
     },
     Definition {
-        name: "max.message.bytes",
-        default: "1048588",
-        kind: Kind::Int { min: 0 },
-    },
-    Definition {
-        name: "message.timestamp.type",
-        default: "CreateTime",
-        kind: Kind::Choice(&["CreateTime", "LogAppendTime"]),
-    },
-    Definition {
-        name: "message.timestamp.before.max.ms",
-        default: "9223372036854775807",
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
         kind: Kind::Long { min: 0 },
+        doc: "How long tombstones are kept in a compacted topic.",
     },
     Definition {
-        name: "message.timestamp.after.max.ms",
-        default: "3600000",
-        kind: Kind::Long { min: 0 },
-    },
-    Definition {
-        name: "retention.bytes",
-        default: "-1",
-        kind: Kind::Long { min: -1 },
-    },
-    Definition {
-        name: "retention.ms",
-        default: "604800000",
-        kind: Kind::Long { min: -1 },
-    },
-    Definition {
-        name: "segment.bytes",
-        default: "1073741824",
-        kind: Kind::Int { min: 1024 * 1024 },
-    },
-    Definition {
-        name: "segment.ms",
-        default: "604800000",
+        name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
+        default: LONG_MAX,
         kind: Kind::Long { min: 1 },
+        doc: "Fsync the log after this many messages.",
     },
     Definition {
-        name: "segment.index.bytes",
-        default: "10485760",
-        kind: Kind::Int { min: 4 },
+        name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
+        default: LONG_MAX,
+        kind: Kind::Long { min: 0 },
+        doc: "Fsync the log when data is this old.",
     },
     Definition {
         name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
         default: "4096",
         kind: Kind::Int { min: 0 },
+        doc: "Bytes between two offset index entries.",
+    },
+    Definition {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        default: LONG_MAX,
+        kind: Kind::Long { min: 1 },
+        doc: "Longest a record stays uncompacted.",
+    },
+    Definition {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        default: "1048588",
+        kind: Kind::Int { min: 0 },
+        doc: "Largest record batch accepted.",
+    },
+    Definition {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        default: "3600000",
+        kind: Kind::Long { min: 0 },
+        doc: "How far in the future a CreateTime timestamp may be.",
+    },
+    Definition {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        default: LONG_MAX,
+        kind: Kind::Long { min: 0 },
+        doc: "How far in the past a CreateTime timestamp may be.",
+    },
+    Definition {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        default: "CreateTime",
+        kind: Kind::Choice(&["CreateTime", "LogAppendTime"]),
+        doc: "Whose clock stamps records.",
+    },
+    Definition {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        kind: Kind::Double { min: 0.0, max: 1.0 },
+        doc: "Share of the log that must be uncompacted before cleaning.",
+    },
+    Definition {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        kind: Kind::Long { min: 0 },
+        doc: "Shortest time a record stays uncompacted.",
+    },
+    Definition {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        default: "-1",
+        kind: Kind::Long { min: -1 },
+        doc: "Size a partition is trimmed to by deleting old segments; -1 for no limit.",
+    },
+    Definition {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        default: "604800000",
+        kind: Kind::Long { min: -1 },
+        doc: "Age after which segments are deleted; -1 for no limit.",
+    },
+    Definition {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        default: "1073741824",
+        kind: Kind::Int { min: 1024 * 1024 },
+        doc: "Size at which a segment is rolled.",
+    },
+    Definition {
+        name: "segment.index.bytes",
+        broker_name: "log.index.size.max.bytes",
+        default: "10485760",
+        kind: Kind::Int { min: 4 },
+        doc: "Largest size of a segment's offset index.",
+    },
+    Definition {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        default: "604800000",
+        kind: Kind::Long { min: 1 },
+        doc: "Age at which a segment is rolled.",
     },
 ];
 
@@ -131,6 +244,11 @@ fn check_value(def: &Definition, value: &str) -> Result<(), TopicConfigError> {
             Ok(v) if v >= min => Ok(()),
             Ok(_) => Err(invalid(format!("Value must be at least {min}"))),
             Err(_) => Err(invalid("Not a number of type INT".to_owned())),
+        },
+        Kind::Double { min, max } => match value.trim().parse::<f64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(()),
+            Ok(_) => Err(invalid(format!("Value must be between {min} and {max}"))),
+            Err(_) => Err(invalid("Not a number of type DOUBLE".to_owned())),
         },
         Kind::Choice(allowed) => {
             if allowed.contains(&value) {
@@ -188,9 +306,21 @@ impl TopicDefaults {
 
 /// A topic's configs: the overrides it was created with, resolved against the broker
 /// defaults into typed values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     overrides: BTreeMap<String, String>,
+    /// `cleanup.policy` contains `delete`.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`.
+    pub cleanup_compact: bool,
+    /// `compression.type`; `None` for `producer` (keep what came).
+    pub compression_type: Option<String>,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `flush.messages`.
+    pub flush_messages: i64,
+    /// `flush.ms`.
+    pub flush_ms: i64,
     /// `max.message.bytes`.
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
@@ -199,8 +329,18 @@ pub struct TopicConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`.
     pub timestamp_after_max_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `retention.bytes` (-1: no limit).
+    pub retention_bytes: i64,
+    /// `retention.ms` (-1: no limit).
+    pub retention_ms: i64,
     /// `segment.bytes`.
     pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: i64,
     /// `segment.index.bytes`.
     pub segment_index_bytes: u32,
     /// `index.interval.bytes`.
@@ -210,12 +350,57 @@ pub struct TopicConfig {
 /// Where a config's effective value comes from, as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
-    /// Set on the topic.
+    /// Set on the topic (TOPIC_CONFIG, 1).
     Topic,
-    /// A broker-level default.
+    /// A broker-level default from the node config (STATIC_BROKER_CONFIG, 4).
     Broker,
-    /// Kafka's default.
+    /// Kafka's default (DEFAULT_CONFIG, 5).
     Default,
+}
+
+impl ConfigSource {
+    /// The wire code.
+    pub fn code(self) -> i8 {
+        match self {
+            Self::Topic => 1,
+            Self::Broker => 4,
+            Self::Default => 5,
+        }
+    }
+}
+
+/// One config as DescribeConfigs reports it: effective value, source, and the chain of
+/// values it was resolved from (Kafka's synonyms), most specific first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConfig {
+    /// Topic config name.
+    pub name: &'static str,
+    /// Effective value.
+    pub value: String,
+    /// Where it comes from.
+    pub source: ConfigSource,
+    /// Kafka's config type.
+    pub config_type: ConfigType,
+    /// One line of documentation.
+    pub doc: &'static str,
+    /// (name, value, source) of every level that sets it.
+    pub synonyms: Vec<(&'static str, String, ConfigSource)>,
+}
+
+/// Whether `name` is a list config (APPEND and SUBTRACT apply to it).
+pub fn is_list_config(name: &str) -> bool {
+    definition(name).is_some_and(|d| matches!(d.kind, Kind::List(_)))
+}
+
+/// Checks one config name and value against the table.
+///
+/// # Errors
+/// [`TopicConfigError`] for an unknown name or invalid value.
+pub fn validate_config(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    let def = definition(name).ok_or_else(|| TopicConfigError::UnknownName {
+        name: name.to_owned(),
+    })?;
+    check_value(def, value)
 }
 
 impl TopicConfig {
@@ -228,9 +413,7 @@ impl TopicConfig {
         defaults: &TopicDefaults,
     ) -> Result<Self, TopicConfigError> {
         for (name, value) in &overrides {
-            let def = definition(name)
-                .ok_or_else(|| TopicConfigError::UnknownName { name: name.clone() })?;
-            check_value(def, value)?;
+            validate_config(name, value)?;
         }
         let effective = |name: &str| -> &str {
             overrides
@@ -242,8 +425,19 @@ impl TopicConfig {
         };
         // Values were validated above (or are the table's defaults), so parsing succeeds;
         // the fallbacks only guard against a table typo.
-        let long = |name: &str| effective(name).parse::<i64>().unwrap_or(0);
+        let long = |name: &str| effective(name).trim().parse::<i64>().unwrap_or(0);
+        let policy: Vec<&str> = effective("cleanup.policy")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let compression = effective("compression.type");
         Ok(Self {
+            cleanup_delete: policy.contains(&"delete"),
+            cleanup_compact: policy.contains(&"compact"),
+            compression_type: (compression != "producer").then(|| compression.to_owned()),
+            delete_retention_ms: long("delete.retention.ms"),
+            flush_messages: long("flush.messages"),
+            flush_ms: long("flush.ms"),
             max_message_bytes: usize::try_from(long("max.message.bytes")).unwrap_or(1_048_588),
             timestamp_type: if effective("message.timestamp.type") == "LogAppendTime" {
                 TimestampType::LogAppendTime
@@ -252,7 +446,15 @@ impl TopicConfig {
             },
             timestamp_before_max_ms: long("message.timestamp.before.max.ms"),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms"),
+            min_cleanable_dirty_ratio: effective("min.cleanable.dirty.ratio")
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            retention_bytes: long("retention.bytes"),
+            retention_ms: long("retention.ms"),
             segment_bytes: u64::try_from(long("segment.bytes")).unwrap_or(1 << 30),
+            segment_ms: long("segment.ms"),
             segment_index_bytes: u32::try_from(long("segment.index.bytes")).unwrap_or(10 << 20),
             index_interval_bytes: u32::try_from(long("index.interval.bytes")).unwrap_or(4096),
             overrides,
@@ -265,16 +467,53 @@ impl TopicConfig {
     }
 
     /// Every known config with its effective value and source, in name order.
-    pub fn describe(&self, defaults: &TopicDefaults) -> Vec<(&'static str, String, ConfigSource)> {
+    pub fn describe(&self, defaults: &TopicDefaults) -> Vec<DescribedConfig> {
         DEFINITIONS
             .iter()
             .map(|d| {
+                let mut synonyms = Vec::with_capacity(3);
                 if let Some(v) = self.overrides.get(d.name) {
-                    (d.name, v.clone(), ConfigSource::Topic)
-                } else if let Some(v) = defaults.get(d.name) {
-                    (d.name, v.to_owned(), ConfigSource::Broker)
-                } else {
-                    (d.name, d.default.to_owned(), ConfigSource::Default)
+                    synonyms.push((d.name, v.clone(), ConfigSource::Topic));
+                }
+                if let Some(v) = defaults.get(d.name) {
+                    synonyms.push((d.broker_name, v.to_owned(), ConfigSource::Broker));
+                }
+                synonyms.push((d.broker_name, d.default.to_owned(), ConfigSource::Default));
+                let (value, source) = synonyms
+                    .first()
+                    .map(|(_, v, s)| (v.clone(), *s))
+                    .unwrap_or_else(|| (d.default.to_owned(), ConfigSource::Default));
+                DescribedConfig {
+                    name: d.name,
+                    value,
+                    source,
+                    config_type: d.kind.config_type(),
+                    doc: d.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+}
+
+impl TopicDefaults {
+    /// Broker-level configs (Kafka's `log.*` names) with their effective values and
+    /// sources, for DescribeConfigs on a broker resource.
+    pub fn describe_broker(&self) -> Vec<DescribedConfig> {
+        DEFINITIONS
+            .iter()
+            .map(|d| {
+                let (value, source) = match self.get(d.name) {
+                    Some(v) => (v.to_owned(), ConfigSource::Broker),
+                    None => (d.default.to_owned(), ConfigSource::Default),
+                };
+                DescribedConfig {
+                    name: d.broker_name,
+                    value: value.clone(),
+                    source,
+                    config_type: d.kind.config_type(),
+                    doc: d.doc,
+                    synonyms: vec![(d.broker_name, value, source)],
                 }
             })
             .collect()

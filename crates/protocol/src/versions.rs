@@ -8,8 +8,9 @@
 //! looking for Produce v0..v2 in ApiVersions.
 
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
-    FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, FindCoordinatorRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
     ProduceRequest,
 };
 use kafka_protocol::protocol::Message;
@@ -50,6 +51,10 @@ pub fn accepted(api_key: ApiKey) -> Option<Versions> {
         ApiKey::CreateTopics => Versions::of::<CreateTopicsRequest>(2),
         ApiKey::DeleteTopics => Versions::of::<DeleteTopicsRequest>(1),
         ApiKey::InitProducerId => Versions::of::<InitProducerIdRequest>(0),
+        ApiKey::DescribeConfigs => Versions::of::<DescribeConfigsRequest>(1),
+        ApiKey::AlterConfigs => Versions::of::<AlterConfigsRequest>(0),
+        ApiKey::IncrementalAlterConfigs => Versions::of::<IncrementalAlterConfigsRequest>(0),
+        ApiKey::CreatePartitions => Versions::of::<CreatePartitionsRequest>(0),
         _ => return None,
     })
 }

@@ -170,3 +170,137 @@ pub(super) async fn delete_topic(
     info!(topic = %name, "topic deleted");
     Ok(topic)
 }
+
+/// Replaces a topic's config overrides: validated, persisted, then applied to the live
+/// partitions on their shards and published in the catalog. With `validate_only`,
+/// only the validation runs.
+pub(super) async fn alter_topic_config(
+    ctx: &RequestContext,
+    name: &str,
+    overrides: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    let node = ctx.node().clone();
+    let _guard = node.admin_lock.lock().await;
+    let Some(current) = node.topic(name) else {
+        return Err(AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist."),
+        ));
+    };
+    let config = TopicConfig::new(overrides, &node.config.topic_defaults)
+        .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    let partitions = i32::try_from(current.partitions.len()).unwrap_or(i32::MAX);
+    node.meta
+        .store_topic(&current.name, current.id, partitions, &config)
+        .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+    let updated = Arc::new(Topic {
+        name: current.name.clone(),
+        id: current.id,
+        config,
+        partitions: current.partitions.clone(),
+    });
+    apply_to_shards(ctx, &updated).await;
+    node.catalog_mut().insert(updated.clone());
+    info!(topic = %name, overrides = ?updated.config.overrides(), "topic config changed");
+    Ok(())
+}
+
+/// Hands a topic's new config to every shard that owns one of its partitions.
+async fn apply_to_shards(ctx: &RequestContext, topic: &Arc<Topic>) {
+    let node = ctx.node();
+    let mut shards: Vec<usize> = topic.partitions.iter().map(|p| p.shard).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        let for_shard = topic.clone();
+        let applied = node
+            .on_shard(&ctx.shard, shard, move |s| async move {
+                s.apply_topic_config(&for_shard)
+            })
+            .await;
+        if applied.is_err() {
+            warn!(topic = %topic.name, shard, "shard gone while applying a topic config");
+        }
+    }
+}
+
+/// Adds partitions to a topic (CreatePartitions): persisted, opened on their shards,
+/// then published. Existing partitions keep their shard, so nothing moves.
+pub(super) async fn add_partitions(
+    ctx: &RequestContext,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    let node = ctx.node().clone();
+    let _guard = node.admin_lock.lock().await;
+    let Some(current) = node.topic(name) else {
+        return Err(AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        ));
+    };
+    let existing = i32::try_from(current.partitions.len()).unwrap_or(i32::MAX);
+    if count < existing {
+        return Err(AdminError::new(
+            ResponseError::InvalidPartitions,
+            format!(
+                "Topic currently has {existing} partitions, which is higher than the requested {count}."
+            ),
+        ));
+    }
+    if count == existing {
+        return Err(AdminError::new(
+            ResponseError::InvalidPartitions,
+            format!("Topic already has {existing} partitions."),
+        ));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let shards = node.shard_count();
+    let mut partitions = current.partitions.clone();
+    partitions.extend(
+        (existing..count).map(|p| Arc::new(PartitionShared::new(owner_shard(name, p, shards)))),
+    );
+    let updated = Arc::new(Topic {
+        name: current.name.clone(),
+        id: current.id,
+        config: current.config.clone(),
+        partitions,
+    });
+    node.meta
+        .store_topic(&updated.name, updated.id, count, &updated.config)
+        .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+    let mut owners: Vec<usize> = updated.partitions[usize::try_from(existing).unwrap_or(0)..]
+        .iter()
+        .map(|p| p.shard)
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for shard in owners {
+        let topic = updated.clone();
+        let opened = node
+            .on_shard(&ctx.shard, shard, move |s| async move {
+                s.open_partitions_of(&topic).map_err(|e| e.to_string())
+            })
+            .await;
+        match opened {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(AdminError::new(ResponseError::KafkaStorageError, e)),
+            Err(e) => {
+                return Err(AdminError::new(
+                    ResponseError::KafkaStorageError,
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    node.catalog_mut().insert(updated);
+    info!(topic = %name, from = existing, to = count, "partitions added");
+    Ok(())
+}

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::admin::{self, AdminError};
 use super::{RequestContext, str_bytes};
-use crate::topic_config::{ConfigSource, TopicConfig};
+use crate::topic_config::TopicConfig;
 
 /// Brokers a replica can be placed on; one until replication lands.
 const BROKER_COUNT: i16 = 1;
@@ -21,15 +21,11 @@ fn config_entries(ctx: &RequestContext, config: &TopicConfig) -> Vec<CreatableTo
     config
         .describe(&ctx.node().config.topic_defaults)
         .into_iter()
-        .map(|(name, value, source)| {
+        .map(|c| {
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(name))
-                .with_value(Some(str_bytes(value)))
-                .with_config_source(match source {
-                    ConfigSource::Topic => 1,
-                    ConfigSource::Broker => 4,
-                    ConfigSource::Default => 5,
-                })
+                .with_name(str_bytes(c.name))
+                .with_value(Some(str_bytes(c.value)))
+                .with_config_source(c.source.code())
         })
         .collect()
 }

@@ -1,0 +1,82 @@
+//! Topic configs through rdkafka's admin API: a change applies to the live partition at
+//! once and survives a restart.
+
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+use rdkafka::message::Timestamp;
+use rdkafka::producer::FutureRecord;
+use sluice_e2e::{Broker, unique_topic};
+
+use crate::common::{
+    admin, admin_opts, consume_counts, consumer, create_topic, producer, wait_topic_ready,
+};
+
+async fn timestamp_type(bootstrap: &str, topic: &str) -> String {
+    let described = admin(bootstrap)
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &admin_opts())
+        .await
+        .expect("DescribeConfigs request");
+    let resource = described[0].as_ref().expect("describe topic");
+    resource
+        .get("message.timestamp.type")
+        .and_then(|e| e.value.clone())
+        .expect("message.timestamp.type described")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_change_applies_live_and_survives_restart() {
+    let mut broker = Broker::start_default();
+    let b = broker.bootstrap();
+    let topic = unique_topic("cfg-live");
+    create_topic(&b, &topic, 1).await;
+    wait_topic_ready(&b, &topic, 1);
+    assert_eq!(timestamp_type(&b, &topic).await, "CreateTime");
+
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(&topic))
+        .set("message.timestamp.type", "LogAppendTime");
+    let res = admin(&b)
+        .alter_configs([&alter], &admin_opts())
+        .await
+        .expect("AlterConfigs request");
+    assert!(res[0].is_ok(), "alter: {res:?}");
+
+    // A record with an old CreateTime is stamped with the broker's clock now.
+    let p = producer(&b, &[]);
+    let old = chrono_free_now_ms() - 3_000_000;
+    p.send(
+        FutureRecord::to(&topic)
+            .payload("x")
+            .key("k")
+            .timestamp(old),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("produce");
+    let c = consumer(&b);
+    let got = consume_counts(&c, &topic, &[(0, 1)].into(), Duration::from_secs(30));
+    let message = &got[&0][0];
+    match message.timestamp() {
+        Timestamp::LogAppendTime(ts) => assert!(
+            ts > old + 2_000_000,
+            "append time {ts} is the broker's clock"
+        ),
+        other => panic!("expected LogAppendTime, got {other:?}"),
+    }
+
+    broker.restart();
+    let b = broker.bootstrap();
+    assert_eq!(
+        timestamp_type(&b, &topic).await,
+        "LogAppendTime",
+        "the override survives a restart"
+    );
+}
+
+fn chrono_free_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
