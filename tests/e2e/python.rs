@@ -36,3 +36,8 @@ fn confluent_kafka_roundtrip() {
 fn confluent_admin_configs_and_partitions() {
     run_script("confluent_admin_configs.py");
 }
+
+#[test]
+fn kafka_python_describe_log_dirs() {
+    run_script("kafka_python_log_dirs.py");
+}

@@ -18,6 +18,7 @@ mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_configs;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod incremental_alter_configs;
@@ -72,6 +73,7 @@ pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
             incremental_alter_configs::handle(&ctx, req).await.into()
         }
         RequestKind::CreatePartitions(req) => create_partitions::handle(&ctx, req).await.into(),
+        RequestKind::DescribeLogDirs(req) => describe_log_dirs::handle(&ctx, req).await.into(),
         // The version table only lets served APIs through decoding.
         _ => return Reply::Close,
     }))

@@ -9,9 +9,9 @@
 
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, FindCoordinatorRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest,
+    FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::Message;
 
@@ -55,6 +55,7 @@ pub fn accepted(api_key: ApiKey) -> Option<Versions> {
         ApiKey::AlterConfigs => Versions::of::<AlterConfigsRequest>(0),
         ApiKey::IncrementalAlterConfigs => Versions::of::<IncrementalAlterConfigsRequest>(0),
         ApiKey::CreatePartitions => Versions::of::<CreatePartitionsRequest>(0),
+        ApiKey::DescribeLogDirs => Versions::of::<DescribeLogDirsRequest>(1),
         _ => return None,
     })
 }
