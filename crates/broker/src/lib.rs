@@ -21,6 +21,7 @@ pub mod config;
 mod connection;
 mod error;
 mod error_code;
+mod flush;
 mod handler;
 mod partition;
 mod producer_state;

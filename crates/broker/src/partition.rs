@@ -40,6 +40,12 @@ pub(crate) struct Partition {
     pub(crate) config: TopicConfig,
     log: Log,
     producers: ProducerStates,
+    /// Group-commit state (see `flush`).
+    pub(crate) flusher: std::rc::Rc<crate::flush::Flusher>,
+    /// Records appended since the last fsync started, for `flush.messages`.
+    unflushed_records: i64,
+    /// When the oldest unsynced append happened, for `flush.ms`.
+    unflushed_since_ms: Option<i64>,
 }
 
 /// Why an append did not happen.
@@ -109,6 +115,9 @@ impl Partition {
             config: topic.config.clone(),
             log,
             producers,
+            flusher: std::rc::Rc::default(),
+            unflushed_records: 0,
+            unflushed_since_ms: None,
         })
     }
 
@@ -154,7 +163,11 @@ impl Partition {
             };
             if let Ok(header) = record::BatchHeader::parse(&batch.bytes) {
                 self.producers.record(&header, info.base_offset);
+                self.unflushed_records = self
+                    .unflushed_records
+                    .saturating_add(i64::from(header.record_count));
             }
+            self.unflushed_since_ms.get_or_insert(now_ms);
             base_offset.get_or_insert(info.base_offset);
         }
         self.shared
@@ -178,6 +191,29 @@ impl Partition {
     /// Applies a changed topic config to the live partition.
     pub(crate) fn set_config(&mut self, config: TopicConfig) {
         self.config = config;
+    }
+
+    /// Records an fsync as done (called by the flusher).
+    pub(crate) fn mark_synced(&mut self, handle: &sluice_storage::SyncHandle) {
+        self.log.mark_synced(handle);
+        if self.log.synced_offset() >= self.log.log_end_offset() {
+            self.unflushed_records = 0;
+            self.unflushed_since_ms = None;
+        }
+    }
+
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    pub(crate) fn flush_due(&self, now_ms: i64) -> bool {
+        self.unflushed_records >= self.config.flush_messages
+            || self
+                .unflushed_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) >= self.config.flush_ms)
+    }
+
+    /// Whether an acks=all produce waits for an fsync: the Redpanda default for a
+    /// single replica, unless `write.caching` is on for the topic.
+    pub(crate) fn fsync_before_ack(&self) -> bool {
+        !self.config.write_caching
     }
 
     pub(crate) fn log(&self) -> &Log {

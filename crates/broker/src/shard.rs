@@ -20,6 +20,9 @@ use crate::error::StartError;
 use crate::partition::Partition;
 use crate::socket::Listener;
 
+/// How often a shard looks for due fsyncs (`flush.ms`) and other periodic log work.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Work sent to a shard: runs on that shard's thread with its state.
 pub(crate) type ShardTask = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
@@ -207,6 +210,26 @@ impl Shard {
         Ok(())
     }
 
+    /// Every partition this shard owns, for periodic work.
+    fn all_partitions(&self) -> Vec<PartitionRef> {
+        self.partitions
+            .borrow()
+            .values()
+            .flat_map(|of_topic| of_topic.values().cloned())
+            .collect()
+    }
+
+    /// Periodic work on this shard's logs: fsyncs that `flush.ms` or `flush.messages`
+    /// ask for.
+    fn housekeeping(&self, now_ms: i64) {
+        for partition in self.all_partitions() {
+            let due = partition.borrow().flush_due(now_ms);
+            if due {
+                crate::flush::request_sync(&partition);
+            }
+        }
+    }
+
     /// Gives this shard's partitions of `topic` its (new) config.
     pub(crate) fn apply_topic_config(&self, topic: &Topic) {
         if let Some(partitions) = self.partitions.borrow().get(&topic.name) {
@@ -332,6 +355,16 @@ async fn shard_main(start: ShardStart) {
     tokio::task::spawn_local(async move {
         while let Some(task) = tasks.recv().await {
             task(&task_shard);
+        }
+    });
+
+    let housekeeping_shard = shard.clone();
+    tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            housekeeping_shard.housekeeping(crate::handler::now_ms());
         }
     });
 

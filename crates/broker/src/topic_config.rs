@@ -201,6 +201,13 @@ const DEFINITIONS: &[Definition] = &[
         kind: Kind::Long { min: 1 },
         doc: "Age at which a segment is rolled.",
     },
+    Definition {
+        name: "write.caching",
+        broker_name: "write_caching_default",
+        default: "false",
+        kind: Kind::Choice(&["true", "false"]),
+        doc: "Redpanda's switch: when true, acks=all is answered before the fsync.",
+    },
 ];
 
 fn definition(name: &str) -> Option<&'static Definition> {
@@ -345,6 +352,8 @@ pub struct TopicConfig {
     pub segment_index_bytes: u32,
     /// `index.interval.bytes`.
     pub index_interval_bytes: u32,
+    /// `write.caching` (Redpanda): acknowledge acks=all before the fsync.
+    pub write_caching: bool,
 }
 
 /// Where a config's effective value comes from, as DescribeConfigs reports it.
@@ -457,6 +466,7 @@ impl TopicConfig {
             segment_ms: long("segment.ms"),
             segment_index_bytes: u32::try_from(long("segment.index.bytes")).unwrap_or(10 << 20),
             index_interval_bytes: u32::try_from(long("index.interval.bytes")).unwrap_or(4096),
+            write_caching: effective("write.caching") == "true",
             overrides,
         })
     }

@@ -17,7 +17,9 @@ use tracing::warn;
 use super::{Reply, RequestContext, now_ms, str_bytes};
 use crate::catalog::Topic;
 use crate::error_code;
+use crate::flush;
 use crate::partition::{AppendFailure, Appended, ValidBatch};
+use crate::shard::Shard;
 
 /// A partition's produce outcome before it becomes a response entry.
 #[derive(Debug)]
@@ -97,6 +99,52 @@ fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<Vali
     Ok(batches)
 }
 
+/// Appends on the owning shard; with acks=all waits for the fsync that covers the
+/// appended batches (group commit) unless the topic has `write.caching` on.
+async fn append_on_owner(shard: &Shard, appends: Vec<Append>, acks: i16, now: i64) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(appends.len());
+    let mut durable = Vec::new();
+    for (i, a) in appends.iter().enumerate() {
+        let Some(partition) = shard.partition(&a.topic, a.partition) else {
+            outcomes.push(Outcome::error(ResponseError::NotLeaderOrFollower));
+            continue;
+        };
+        let appended = partition.borrow_mut().append(&a.batches, now);
+        outcomes.push(match appended {
+            Ok(appended) => {
+                let (wait, flush_due, end) = {
+                    let p = partition.borrow();
+                    (
+                        acks == -1 && p.fsync_before_ack(),
+                        p.flush_due(now),
+                        p.log().log_end_offset(),
+                    )
+                };
+                if wait {
+                    durable.push((i, partition, end));
+                } else if flush_due {
+                    flush::request_sync(&partition);
+                }
+                Outcome::Appended(appended)
+            }
+            Err(AppendFailure::Rejected(error)) => Outcome::error(error),
+            Err(AppendFailure::Storage(error)) => {
+                warn!(topic = %a.topic, partition = a.partition, %error, "append failed");
+                Outcome::error(ResponseError::KafkaStorageError)
+            }
+        });
+    }
+    for (i, partition, end) in durable {
+        if let Err(error) = flush::wait_synced(&partition, end).await {
+            warn!(%error, "acks=all produce not acknowledged: fsync failed");
+            if let Some(outcome) = outcomes.get_mut(i) {
+                *outcome = Outcome::error(ResponseError::KafkaStorageError);
+            }
+        }
+    }
+    outcomes
+}
+
 pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
     let node = ctx.node().clone();
     let acks = req.acks;
@@ -148,23 +196,7 @@ pub(super) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
             let slots: Vec<_> = appends.iter().map(|a| a.slot).collect();
             let result = node
                 .on_shard(&here, shard, move |s| async move {
-                    appends
-                        .into_iter()
-                        .map(|a| {
-                            let Some(partition) = s.partition(&a.topic, a.partition) else {
-                                return Outcome::error(ResponseError::NotLeaderOrFollower);
-                            };
-                            let appended = partition.borrow_mut().append(&a.batches, now);
-                            match appended {
-                                Ok(appended) => Outcome::Appended(appended),
-                                Err(AppendFailure::Rejected(error)) => Outcome::error(error),
-                                Err(AppendFailure::Storage(error)) => {
-                                    warn!(topic = %a.topic, partition = a.partition, %error, "append failed");
-                                    Outcome::error(ResponseError::KafkaStorageError)
-                                }
-                            }
-                        })
-                        .collect::<Vec<_>>()
+                    append_on_owner(&s, appends, acks, now).await
                 })
                 .await;
             match result {
