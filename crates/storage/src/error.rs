@@ -35,6 +35,8 @@ pub enum IoOp {
     Remove,
     /// Memory-mapping an index file.
     Map,
+    /// Renaming a file (a checkpoint's temporary file into place).
+    Rename,
 }
 
 impl std::fmt::Display for IoOp {
@@ -51,6 +53,7 @@ impl std::fmt::Display for IoOp {
             Self::Truncate => "truncate",
             Self::Remove => "remove",
             Self::Map => "map",
+            Self::Rename => "rename",
         })
     }
 }
@@ -275,6 +278,74 @@ impl From<IoFailure> for SyncError {
     }
 }
 
+/// Failure of [`Log::delete_records`](crate::Log::delete_records).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeleteRecordsError {
+    /// The new log start offset is below the current log start or above the log end
+    /// (Kafka `OFFSET_OUT_OF_RANGE`). Nothing changed.
+    #[error("new log start offset {requested} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        /// Offset asked for.
+        requested: i64,
+        /// First offset in the log.
+        log_start_offset: i64,
+        /// Next offset to be assigned.
+        log_end_offset: i64,
+    },
+    /// A file-system operation failed (rolling, writing the log start checkpoint or
+    /// removing segment files). The log start offset in memory is only moved once its
+    /// checkpoint is durable; segments already removed stay removed.
+    #[error("cannot {op} {path}: {source}", path = .path.display())]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<IoFailure> for DeleteRecordsError {
+    fn from(e: IoFailure) -> Self {
+        Self::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+/// Failure of [`Log::enforce_retention`](crate::Log::enforce_retention).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetentionError {
+    /// A file-system operation failed (rolling, writing the log start checkpoint or
+    /// removing segment files). Segments already removed stay removed.
+    #[error("cannot {op} {path}: {source}", path = .path.display())]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<IoFailure> for RetentionError {
+    fn from(e: IoFailure) -> Self {
+        Self::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Any storage error, for callers that do not distinguish operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -291,6 +362,12 @@ pub enum Error {
     /// See [`SyncError`].
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// See [`DeleteRecordsError`].
+    #[error(transparent)]
+    DeleteRecords(#[from] DeleteRecordsError),
+    /// See [`RetentionError`].
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
 }
 
 /// `Result` with the umbrella [`Error`] by default.

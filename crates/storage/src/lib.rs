@@ -2,8 +2,10 @@
 //!
 //! **Owns:** the partition directory (`<data-dir>/<topic>-<partition>/`, chosen by the
 //! caller): segment files named by base offset (`00000000000000000000.log`), their
-//! sparse offset index (`.index`) and time index (`.timeindex`), recovery after a
-//! crash, and the fsync policy's mechanics (what must be synced for which offsets).
+//! sparse offset index (`.index`) and time index (`.timeindex`), the checkpoints
+//! `log-start-offset` and `recovery-point` and the `.clean_shutdown` marker, recovery
+//! after a crash, retention (which segments to delete, given the limits and the
+//! time), and the fsync policy's mechanics (what must be synced for which offsets).
 //!
 //! **Must not know:** the network, Raft, Kafka APIs above the record batch, or what is
 //! inside a batch beyond its fixed header. Batches arrive validated by the broker and
@@ -17,6 +19,10 @@
 //!   After [`Log::open`] that holds on disk too: recovery cuts the active segment at
 //!   the first torn or corrupt batch.
 //! - Log end offset = last batch's `baseOffset + lastOffsetDelta + 1`.
+//! - First segment's base offset <= log start offset <= log end offset; the log start
+//!   only moves up, and is durable before the segments below it are removed.
+//! - Every segment wholly below the recovery point was synced; after an unclean
+//!   shutdown the segments from it on are checked batch by batch (CRC included).
 //! - Sealed segments' indexes are written once, then mapped read-only and never
 //!   written again (`UNSAFE.md`); the active segment's indexes live in memory and are
 //!   written when it is sealed and on [`Log::close`].
@@ -33,6 +39,7 @@
 //!
 //!  dir/ 00000000000000000000.log  .index  .timeindex   sealed: indexes mmap'd
 //!       00000000000000004711.log  (.index .timeindex)  active: indexes in a Vec
+//!       log-start-offset  recovery-point  (.clean_shutdown, only while closed)
 //! ```
 //!
 //! All I/O is synchronous `std::fs`, confined to `segment_file` (the `.log` file:
@@ -41,17 +48,20 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod checkpoint;
 mod config;
 mod error;
 mod index;
 mod log;
 mod recovery;
+mod retention;
 mod scan;
 mod segment;
 mod segment_file;
 
 pub use config::{ConfigError, LogConfig};
 pub use error::{
-    AppendError, CorruptionKind, Error, IoOp, OpenError, ReadError, Result, SyncError,
+    AppendError, CorruptionKind, DeleteRecordsError, Error, IoOp, OpenError, ReadError, Result,
+    RetentionError, SyncError,
 };
-pub use log::{AppendInfo, BatchAt, BatchLocation, Log, ReadSlice, SyncHandle};
+pub use log::{AppendInfo, BatchAt, BatchLocation, Log, ReadSlice, RetentionOutcome, SyncHandle};

@@ -7,11 +7,27 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, set_base_offset};
 
+use crate::checkpoint::{self, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::config::LogConfig;
-use crate::error::{AppendError, IoFailure, IoOp, OpenError, ReadError, SyncError};
+use crate::error::{
+    AppendError, DeleteRecordsError, IoFailure, IoOp, OpenError, ReadError, RetentionError,
+    SyncError,
+};
 use crate::recovery;
+use crate::retention::{self, SegmentMeta};
 use crate::segment::{self, Segment};
 use crate::segment_file::SegmentFile;
+
+/// What [`Log::enforce_retention`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of batches in them.
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
+}
 
 /// Where an appended batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +110,14 @@ struct PendingSync {
     is_dir: bool,
 }
 
+/// A recovery point checkpoint to write once the files of a [`SyncHandle`] are synced.
+#[derive(Debug, Clone)]
+struct RecoveryCheckpoint {
+    dir: PathBuf,
+    dir_file: Arc<File>,
+    value: i64,
+}
+
 /// A snapshot of what must be synced to make offsets below
 /// [`up_to_offset`](SyncHandle::up_to_offset) durable, to run off the owning thread.
 ///
@@ -111,6 +135,9 @@ pub struct SyncHandle {
     files: Vec<PendingSync>,
     up_to_offset: i64,
     seq: u64,
+    /// Set when the active segment starts above the persisted recovery point: once
+    /// everything below it is synced, the recovery point moves up to it.
+    checkpoint: Option<RecoveryCheckpoint>,
 }
 
 impl SyncHandle {
@@ -120,7 +147,9 @@ impl SyncHandle {
     }
 
     /// `fdatasync`s the segment files (older sealed ones first) and `fsync`s the
-    /// directory if segments were created or removed. Blocking; thread-safe.
+    /// directory if segments were created or removed; then, at most once per segment,
+    /// moves the recovery point checkpoint up to the active segment's base offset
+    /// (a 24-byte file replaced by rename, two more `fsync`s). Blocking; thread-safe.
     ///
     /// # Errors
     /// [`SyncError::Io`] for the first failed sync. Treat it as fatal for the
@@ -133,6 +162,15 @@ impl SyncHandle {
                 p.file.sync_data()
             };
             result.map_err(|e| IoFailure::new(IoOp::Sync, &p.path, e))?;
+        }
+        if let Some(c) = &self.checkpoint {
+            checkpoint::write(
+                &c.dir,
+                &c.dir_file,
+                RECOVERY_POINT,
+                checkpoint::next_tag(),
+                c.value,
+            )?;
         }
         Ok(())
     }
@@ -150,6 +188,12 @@ pub struct Log {
     /// Oldest first, never empty; the last is the active segment.
     segments: Vec<Segment>,
     size_bytes: u64,
+    /// First offset readable: at least the first segment's base offset, higher after
+    /// [`Log::delete_records`]; persisted in `log-start-offset`.
+    log_start: i64,
+    /// Value of the `recovery-point` checkpoint on disk (as far as this process knows):
+    /// every segment below it was synced.
+    recovery_point: i64,
     synced_offset: i64,
     /// Sealed segment files and directory changes not yet covered by a sync.
     pending: Vec<PendingSync>,
@@ -158,9 +202,20 @@ pub struct Log {
 
 impl Log {
     /// Opens the log in `dir` (created if missing; an empty directory is an empty log
-    /// starting at offset 0) and recovers it: the last segment is checked batch by
-    /// batch (length, magic, CRC-32C, increasing offsets) and cut at the first torn
-    /// or corrupt batch; missing or malformed indexes of sealed segments are rebuilt.
+    /// starting at offset 0) and recovers it.
+    ///
+    /// After a clean shutdown ([`close`](Self::close) left its marker) the last segment
+    /// is checked batch by batch (length, magic, CRC-32C, increasing offsets) and cut
+    /// at the first torn or corrupt batch; missing or malformed indexes of sealed
+    /// segments are rebuilt. After an unclean one, every segment from the persisted
+    /// recovery point on (all of them without a readable checkpoint) gets that full
+    /// check and its indexes rebuilt; the first bad batch cuts the log there and the
+    /// later segments are removed.
+    ///
+    /// The log start offset is restored from its checkpoint (segments wholly below it
+    /// are removed). If it lies past the recovered log end (records deleted up to data
+    /// that a crash then lost) the log restarts empty at the log start offset, as Kafka
+    /// does, so that offsets are not handed out twice.
     ///
     /// # Errors
     /// [`OpenError::InvalidConfig`] for a bad `config`, [`OpenError::Io`] when the
@@ -169,7 +224,20 @@ impl Log {
         config.validate()?;
         fs::create_dir_all(dir).map_err(|e| IoFailure::new(IoOp::CreateDir, dir, e))?;
         let dir_file = Arc::new(File::open(dir).map_err(|e| IoFailure::new(IoOp::Open, dir, e))?);
-        let loaded = recovery::load(dir, &config)?;
+        checkpoint::remove_temporaries(dir)?;
+        let clean = checkpoint::clean_marker_exists(dir)?;
+        let recovery_point = checkpoint::read(dir, RECOVERY_POINT)?;
+        let saved_log_start = checkpoint::read(dir, LOG_START_OFFSET)?;
+        let full_scan_from = if clean {
+            i64::MAX
+        } else {
+            recovery_point.unwrap_or(0)
+        };
+        if !clean {
+            tracing::info!(dir = %dir.display(), full_scan_from,
+                "no clean shutdown: checking every segment from the recovery point");
+        }
+        let loaded = recovery::load(dir, &config, full_scan_from)?;
         let size_bytes = loaded.segments.iter().map(|s| s.file.len()).sum();
         let mut log = Self {
             dir: dir.to_path_buf(),
@@ -177,11 +245,17 @@ impl Log {
             config,
             segments: loaded.segments,
             size_bytes,
+            log_start: 0,
+            recovery_point: recovery_point.unwrap_or(0),
             synced_offset: 0,
             pending: Vec::new(),
             next_seq: 0,
         };
-        log.synced_offset = log.log_start_offset();
+        log.log_start = log.first_segment_base();
+        let active = log.active_mut();
+        if !active.is_empty() {
+            active.first_seen_ms = active.file.modified_ms()?;
+        }
         // What the previous process wrote may still sit in the page cache: nothing is
         // known durable until the first sync, which covers every segment.
         let sealed: Vec<_> = log
@@ -195,13 +269,63 @@ impl Log {
         for (file, path) in sealed {
             log.push_pending(file, path, false);
         }
+        for (file, path) in loaded.index_files {
+            log.push_pending(file, path, false);
+        }
         if loaded.changed {
             log.push_dir_pending();
         }
-        tracing::debug!(dir = %log.dir.display(), segments = log.segments.len(),
+        // From here on a crash must be seen as unclean.
+        if clean {
+            checkpoint::remove_clean_marker(&log.dir, &log.dir_file)?;
+        }
+        if let Some(saved) = saved_log_start {
+            log.restore_log_start(saved)?;
+        }
+        // Recovery cut the log below the recovery point (synced data was damaged):
+        // the segments written from here on are not synced, lower the checkpoint.
+        let active_base = log.active().base_offset;
+        if log.recovery_point > active_base {
+            checkpoint::write(
+                &log.dir,
+                &log.dir_file,
+                RECOVERY_POINT,
+                checkpoint::next_tag(),
+                active_base,
+            )?;
+            log.recovery_point = active_base;
+        }
+        log.synced_offset = log.log_start_offset();
+        tracing::debug!(dir = %log.dir.display(), segments = log.segments.len(), clean,
             log_start_offset = log.log_start_offset(), log_end_offset = log.log_end_offset(),
-            "opened log");
+            recovery_point = log.recovery_point, "opened log");
         Ok(log)
+    }
+
+    /// Applies the log start offset read from its checkpoint.
+    fn restore_log_start(&mut self, saved: i64) -> Result<(), IoFailure> {
+        let leo = self.log_end_offset();
+        if saved > leo {
+            tracing::warn!(dir = %self.dir.display(), log_start_offset = saved,
+                log_end_offset = leo,
+                "log start offset is past the recovered log end; restarting the log empty there");
+            let file = SegmentFile::create(&segment::log_path(&self.dir, saved))?;
+            let old = std::mem::replace(&mut self.segments, vec![Segment::new_active(saved, file)]);
+            let bases: Vec<i64> = old.iter().map(|s| s.base_offset).collect();
+            // Unmap and close before unlinking.
+            drop(old);
+            self.pending.clear();
+            self.size_bytes = 0;
+            self.log_start = saved;
+            self.push_dir_pending();
+            for base in bases {
+                recovery::remove_segment_files(&self.dir, base)?;
+            }
+        } else if saved > self.log_start {
+            self.log_start = saved;
+            self.delete_below_log_start()?;
+        }
+        Ok(())
     }
 
     fn push_pending(&mut self, file: Arc<File>, path: PathBuf, is_dir: bool) {
@@ -245,9 +369,20 @@ impl Log {
         &self.config
     }
 
-    /// First offset in the log (the base offset of the oldest segment).
+    /// First offset in the log: the base offset of the oldest segment, or higher after
+    /// [`delete_records`](Self::delete_records) (it may then fall inside a batch).
     pub fn log_start_offset(&self) -> i64 {
+        self.log_start
+    }
+
+    fn first_segment_base(&self) -> i64 {
         self.segments.first().map_or(0, |s| s.base_offset)
+    }
+
+    /// The persisted recovery point: every segment below it was synced, so after an
+    /// unclean shutdown only the segments from it on are scanned in full.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     /// Offset the next appended record gets: the last batch's last offset + 1.
@@ -397,6 +532,10 @@ impl Log {
     /// [`AppendError::Io`] when the new file cannot be created or the indexes cannot
     /// be written; the log is unchanged then.
     pub fn roll(&mut self) -> Result<(), AppendError> {
+        Ok(self.roll_inner()?)
+    }
+
+    fn roll_inner(&mut self) -> Result<(), IoFailure> {
         if self.active().is_empty() {
             return Ok(());
         }
@@ -411,7 +550,7 @@ impl Log {
                     tracing::error!(path = %path.display(), error = %rm,
                         "cannot remove new segment after a failed roll");
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
         let old = self.active();
@@ -438,10 +577,16 @@ impl Log {
             path: active.path().to_path_buf(),
             is_dir: false,
         });
+        let checkpoint = (active.base_offset > self.recovery_point).then(|| RecoveryCheckpoint {
+            dir: self.dir.clone(),
+            dir_file: Arc::clone(&self.dir_file),
+            value: active.base_offset,
+        });
         SyncHandle {
             files,
             up_to_offset: self.log_end_offset(),
             seq: self.next_seq,
+            checkpoint,
         }
     }
 
@@ -450,6 +595,9 @@ impl Log {
     pub fn mark_synced(&mut self, handle: &SyncHandle) {
         self.synced_offset = self.synced_offset.max(handle.up_to_offset);
         self.pending.retain(|p| p.seq > handle.seq);
+        if let Some(c) = &handle.checkpoint {
+            self.recovery_point = self.recovery_point.max(c.value);
+        }
     }
 
     /// Syncs on this thread: `fdatasync` of the active segment (and of segments sealed
@@ -546,17 +694,21 @@ impl Log {
 
     /// The first batch whose max timestamp is `>= timestamp` (ListOffsets by time):
     /// segments whose maximum is below it are skipped, then the time index narrows the
-    /// scan. The broker looks inside the batch for the exact record. `None` if no
-    /// batch is that recent.
+    /// scan; batches that end below the log start offset are skipped. The broker looks
+    /// inside the batch for the exact record (at or above the log start offset). `None`
+    /// if no batch is that recent.
     ///
     /// # Errors
     /// [`ReadError::Io`] or [`ReadError::Corrupt`].
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<BatchAt>, ReadError> {
         for segment in &self.segments {
-            if segment.is_empty() || segment.max_timestamp() < timestamp {
+            if segment.is_empty()
+                || segment.max_timestamp() < timestamp
+                || segment.next_offset() <= self.log_start
+            {
                 continue;
             }
-            if let Some(b) = segment.find_timestamp(timestamp)? {
+            if let Some(b) = segment.find_timestamp(timestamp, self.log_start)? {
                 return Ok(Some(BatchAt {
                     base_offset: b.header.base_offset,
                     last_offset: b.last_offset(),
@@ -594,10 +746,223 @@ impl Log {
         }))
     }
 
-    /// Clean shutdown: writes the active segment's indexes and syncs everything.
+    /// Kafka DeleteRecords: moves the log start offset up to `new_log_start` and
+    /// removes every segment that lies wholly below it. Returns the new log start.
+    ///
+    /// `new_log_start` must lie in `[log_start_offset, log_end_offset]`; asking for the
+    /// current log start changes nothing. The new value is made durable (the
+    /// `log-start-offset` checkpoint: temporary file, `fsync`, rename, directory
+    /// `fsync`) before any segment is removed, so a reopen restores it. Reads below it
+    /// then fail with [`ReadError::OffsetOutOfRange`]; a read at it returns the batch
+    /// holding it whole (the consumer skips the records before its offset). The active
+    /// segment is never removed: when everything lies below `new_log_start` (it equals
+    /// the log end), the log first rolls to an empty segment at the log end.
     ///
     /// # Errors
-    /// [`SyncError::Io`] when writing an index or a sync fails.
+    /// [`DeleteRecordsError::OffsetOutOfRange`] for an offset outside the range
+    /// (nothing changes); [`DeleteRecordsError::Io`] when rolling, the checkpoint or
+    /// removing files fails.
+    pub fn delete_records(&mut self, new_log_start: i64) -> Result<i64, DeleteRecordsError> {
+        let (start, end) = (self.log_start, self.log_end_offset());
+        if new_log_start < start || new_log_start > end {
+            return Err(DeleteRecordsError::OffsetOutOfRange {
+                requested: new_log_start,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        if new_log_start == start {
+            return Ok(start);
+        }
+        if new_log_start == end {
+            self.roll_inner()?;
+        }
+        self.persist_log_start(new_log_start)?;
+        let (segments, bytes) = self.delete_below_log_start()?;
+        tracing::info!(dir = %self.dir.display(), log_start_offset = new_log_start,
+            segments_deleted = segments, bytes_deleted = bytes, "deleted records");
+        Ok(new_log_start)
+    }
+
+    /// Kafka retention (`retention.ms`, `retention.bytes`, both `-1` for none): deletes
+    /// whole segments from the oldest, first while the segment's largest timestamp is
+    /// more than `retention_ms` before `now_ms`, then while the log's size without the
+    /// segment stays at or above `retention_bytes`, then while the segment lies wholly
+    /// below the log start offset. Each rule stops at the first segment it keeps.
+    ///
+    /// A segment's largest timestamp is the largest `maxTimestamp` of its batches (the
+    /// file's modification time if none is `>= 0`, as Kafka does). An empty active
+    /// segment is never deleted; when every segment is due, the non-empty active one
+    /// included, the log rolls first and deletes them all (the log then holds one
+    /// empty segment at the log end). The log start offset moves up to the first
+    /// remaining segment's base offset and is made durable before files are removed.
+    ///
+    /// Retention does not know the high watermark: the caller must not ask for it
+    /// (for instance with `retention_bytes == 0`) where that would delete records that
+    /// are not committed yet.
+    ///
+    /// # Errors
+    /// [`RetentionError::Io`] when reading a file's time, rolling, the checkpoint or
+    /// removing files fails.
+    pub fn enforce_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<RetentionOutcome, RetentionError> {
+        let metas = self.segment_metas()?;
+        let n = retention::deletable(
+            &metas,
+            now_ms,
+            retention_ms,
+            retention_bytes,
+            self.log_start,
+        );
+        if n == 0 {
+            return Ok(RetentionOutcome {
+                segments_deleted: 0,
+                bytes_deleted: 0,
+                log_start_offset: self.log_start,
+            });
+        }
+        if n >= self.segments.len() {
+            // `deletable` counts the active segment only when it is non-empty.
+            self.roll_inner()?;
+        }
+        let first_kept = self
+            .segments
+            .get(n)
+            .map_or(self.log_start, |s| s.base_offset);
+        if first_kept > self.log_start {
+            self.persist_log_start(first_kept)?;
+        }
+        let (segments_deleted, bytes_deleted) = self.delete_oldest(n)?;
+        tracing::info!(dir = %self.dir.display(), segments_deleted, bytes_deleted,
+            log_start_offset = self.log_start, "retention deleted segments");
+        Ok(RetentionOutcome {
+            segments_deleted,
+            bytes_deleted,
+            log_start_offset: self.log_start,
+        })
+    }
+
+    /// Kafka `segment.ms`: rolls the active segment if it holds a batch and was first
+    /// seen holding one more than `segment_ms` before `now_ms`. Returns whether it
+    /// rolled. A negative `segment_ms` never rolls.
+    ///
+    /// The log reads no clock: a segment's age counts from the first call that sees
+    /// it non-empty (so call this periodically, as Kafka's roll check runs on every
+    /// append), or from the file's modification time for the active segment found by
+    /// [`open`](Self::open) (later than its first append: a reopened segment rolls a
+    /// little late, never early).
+    ///
+    /// # Errors
+    /// As [`roll`](Self::roll).
+    pub fn roll_if_due(&mut self, now_ms: i64, segment_ms: i64) -> Result<bool, AppendError> {
+        let active = self.active_mut();
+        if active.is_empty() || segment_ms < 0 {
+            return Ok(false);
+        }
+        let since = *active.first_seen_ms.get_or_insert(now_ms);
+        if now_ms.saturating_sub(since) <= segment_ms {
+            return Ok(false);
+        }
+        self.roll_inner()?;
+        Ok(true)
+    }
+
+    /// Retention's view of the segments.
+    fn segment_metas(&self) -> Result<Vec<SegmentMeta>, IoFailure> {
+        self.segments
+            .iter()
+            .map(|s| {
+                let largest_timestamp = if s.max_timestamp() >= 0 || s.is_empty() {
+                    s.max_timestamp()
+                } else {
+                    // No mtime: treat the segment as new rather than delete it.
+                    s.file.modified_ms()?.unwrap_or(i64::MAX)
+                };
+                Ok(SegmentMeta {
+                    base_offset: s.base_offset,
+                    next_offset: s.next_offset(),
+                    size: s.file.len(),
+                    largest_timestamp,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `log_start` durable in its checkpoint, then adopts it.
+    fn persist_log_start(&mut self, log_start: i64) -> Result<(), IoFailure> {
+        checkpoint::write(
+            &self.dir,
+            &self.dir_file,
+            LOG_START_OFFSET,
+            checkpoint::next_tag(),
+            log_start,
+        )?;
+        self.log_start = self.log_start.max(log_start);
+        Ok(())
+    }
+
+    /// Removes the sealed segments that lie wholly below the log start offset, rolling
+    /// first if the active segment does too. Returns (segments, bytes) removed.
+    fn delete_below_log_start(&mut self) -> Result<(usize, u64), IoFailure> {
+        let active = self.active();
+        if !active.is_empty() && active.next_offset() <= self.log_start {
+            self.roll_inner()?;
+        }
+        let sealed = self.segments.len().saturating_sub(1);
+        let n = self
+            .segments
+            .iter()
+            .take(sealed)
+            .take_while(|s| s.next_offset() <= self.log_start)
+            .count();
+        self.delete_oldest(n)
+    }
+
+    /// Removes the `n` oldest segments (never the active one): drops them (unmapping
+    /// their indexes and closing their files) and unlinks their files. A
+    /// [`SyncHandle`] taken earlier may still hold a sealed file open; syncing an
+    /// unlinked file is harmless. Returns (segments, bytes) removed.
+    fn delete_oldest(&mut self, n: usize) -> Result<(usize, u64), IoFailure> {
+        let n = n.min(self.segments.len().saturating_sub(1));
+        if n == 0 {
+            return Ok((0, 0));
+        }
+        let removed: Vec<Segment> = self.segments.drain(..n).collect();
+        let mut bytes = 0u64;
+        let mut first_error = None;
+        for seg in removed {
+            let base = seg.base_offset;
+            let log_path = seg.path().to_path_buf();
+            bytes = bytes.saturating_add(seg.file.len());
+            drop(seg);
+            self.pending
+                .retain(|p| p.is_dir || p.path.with_extension("log") != log_path);
+            // Keep removing the others; the first failure is returned. Files left
+            // behind lie below the log start and are removed by the next open.
+            if let Err(e) = recovery::remove_segment_files(&self.dir, base) {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.size_bytes = self.size_bytes.saturating_sub(bytes);
+        self.log_start = self.log_start.max(self.first_segment_base());
+        self.push_dir_pending();
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((n, bytes)),
+        }
+    }
+
+    /// Clean shutdown: writes the active segment's indexes, syncs everything (moving
+    /// the recovery point up to the active segment) and leaves the clean-shutdown
+    /// marker, so the next [`open`](Self::open) checks only the active segment.
+    ///
+    /// # Errors
+    /// [`SyncError::Io`] when writing an index or the marker or a sync fails (no
+    /// marker then: the next open does the unclean-shutdown checks).
     pub fn close(mut self) -> Result<(), SyncError> {
         let active = self.active_mut();
         let path = active.path().to_path_buf();
@@ -606,6 +971,7 @@ impl Log {
         self.push_pending(time_file, segment::time_index_path(&path), false);
         self.push_dir_pending();
         self.sync()?;
+        checkpoint::write_clean_marker(&self.dir, &self.dir_file)?;
         tracing::debug!(dir = %self.dir.display(), "closed log");
         Ok(())
     }

@@ -22,11 +22,19 @@
 //! durable no later than the data of the segment after it (the sealed files are synced
 //! first); a crash therefore tears at most the tail of the log, which the full scan of
 //! the last segment (or of the first broken one) handles.
+//!
+//! That holds for the part of the log known to be synced. After an unclean shutdown
+//! (no clean-shutdown marker) every sealed segment that is not wholly below the
+//! *recovery point* (the persisted offset below which everything was synced) is
+//! scanned like the last one: every batch with its CRC-32C, its index files rebuilt
+//! from the scan; the first bad batch cuts the log there and drops every later
+//! segment. Pages the kernel never wrote can hold anything, not only a torn tail.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::LogConfig;
 use crate::error::{IoFailure, IoOp, OpenError};
@@ -51,6 +59,14 @@ pub(crate) struct Loaded {
     /// Whether files were created, removed or cut (the directory and the cut file need
     /// a sync before the log's contents count as durable).
     pub(crate) changed: bool,
+    /// Index files (re)written by recovery, to be synced with the next sync.
+    pub(crate) index_files: Vec<(Arc<File>, PathBuf)>,
+}
+
+fn push_index_files(out: &mut Vec<(Arc<File>, PathBuf)>, log: &Path, files: [Arc<File>; 2]) {
+    let [index, time] = files;
+    out.push((index, segment::index_path(log)));
+    out.push((time, segment::time_index_path(log)));
 }
 
 /// Parses `00000000000000000042.log` into `(42, "log")`.
@@ -78,8 +94,14 @@ pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), I
     remove_if_exists(&log)
 }
 
-/// Loads (or creates) the log in `dir`, which exists.
-pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<Loaded, OpenError> {
+/// Loads (or creates) the log in `dir`, which exists. Sealed segments that hold any
+/// offset at or above `full_scan_from` are scanned in full (`i64::MAX` after a clean
+/// shutdown: only the last segment is).
+pub(crate) fn load(
+    dir: &Path,
+    config: &LogConfig,
+    full_scan_from: i64,
+) -> Result<Loaded, OpenError> {
     let mut found: BTreeMap<i64, Found> = BTreeMap::new();
     let entries = fs::read_dir(dir).map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
     for entry in entries {
@@ -130,10 +152,12 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<Loaded, OpenError> 
         return Ok(Loaded {
             segments: vec![Segment::new_active(0, file)],
             changed,
+            index_files: Vec::new(),
         });
     }
 
     let mut segments = Vec::with_capacity(files.len());
+    let mut index_files = Vec::new();
     let mut files = files.into_iter().peekable();
     while let Some((base, file)) = files.next() {
         let Some(&(next_base, _)) = files.peek() else {
@@ -142,8 +166,19 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<Loaded, OpenError> 
             segments.push(segment);
             break;
         };
-        match load_sealed(base, file, next_base, config)? {
-            Ok(segment) => segments.push(segment),
+        let loaded = if next_base > full_scan_from {
+            rebuild_sealed(base, file, next_base, config, true)?.map(|(s, f)| (s, Some(f)))
+        } else {
+            load_sealed(base, file, next_base, config)?
+        };
+        match loaded {
+            Ok((segment, written)) => {
+                if let Some(written) = written {
+                    push_index_files(&mut index_files, segment.path(), written);
+                    changed = true;
+                }
+                segments.push(segment);
+            }
             Err(file) => {
                 tracing::warn!(dir = %dir.display(), base_offset = base,
                     "sealed segment is torn or does not reach the next segment; \
@@ -159,7 +194,11 @@ pub(crate) fn load(dir: &Path, config: &LogConfig) -> Result<Loaded, OpenError> 
             }
         }
     }
-    Ok(Loaded { segments, changed })
+    Ok(Loaded {
+        segments,
+        changed,
+        index_files,
+    })
 }
 
 /// Full CRC-checked scan of the segment that becomes the active one; cuts the file at
@@ -221,6 +260,13 @@ fn recover_active_log(
     Ok((segment, true))
 }
 
+/// A sealed segment and the index files written for it, if any; `Err(file)` when the
+/// segment is torn or does not end where the next one starts.
+type SealedLoad = Result<(Segment, Option<[Arc<File>; 2]>), SegmentFile>;
+
+/// A rebuilt sealed segment and its freshly written index files.
+type Rebuilt = (Segment, [Arc<File>; 2]);
+
 /// Loads a sealed segment, using its index files when they look right and rebuilding
 /// them otherwise. `Err(file)` when the segment itself is torn or does not end where
 /// the next one starts.
@@ -229,7 +275,7 @@ fn load_sealed(
     file: SegmentFile,
     next_base: i64,
     config: &LogConfig,
-) -> Result<Result<Segment, SegmentFile>, OpenError> {
+) -> Result<SealedLoad, OpenError> {
     let log = file.path().to_path_buf();
     let offsets = load_index(&segment::index_path(&log), OFFSET_ENTRY_LEN, config)?;
     let times = load_index(&segment::time_index_path(&log), TIME_ENTRY_LEN, config)?;
@@ -254,18 +300,32 @@ fn load_sealed(
             Some((end, tail_max))
                 if end == next_base && max_timestamp.is_some_and(|m| m >= tail_max) =>
             {
-                return Ok(Ok(Segment {
-                    base_offset: base,
-                    file,
-                    index: SegmentIndex::sealed(base, offsets, times, end),
-                }));
+                return Ok(Ok((
+                    Segment::sealed(base, file, SegmentIndex::sealed(base, offsets, times, end)),
+                    None,
+                )));
             }
             _ => {}
         }
     }
     tracing::info!(segment = %log.display(), "rebuilding index files of sealed segment");
+    Ok(rebuild_sealed(base, file, next_base, config, false)?.map(|(s, f)| (s, Some(f))))
+}
+
+/// Scans a sealed segment from its start (with `verify_crc`, every batch's CRC-32C
+/// too), rewrites both index files from the scan and maps them. `Err(file)` when a
+/// batch is bad or the segment does not end where the next one starts.
+///
+/// The segment's index files must not be mapped (they are about to be rewritten).
+fn rebuild_sealed(
+    base: i64,
+    file: SegmentFile,
+    next_base: i64,
+    config: &LogConfig,
+    verify_crc: bool,
+) -> Result<Result<Rebuilt, SegmentFile>, OpenError> {
     let mut segment = Segment::new_active(base, file);
-    let mut scanner = BatchScanner::new(&segment.file, base, 0, base, false);
+    let mut scanner = BatchScanner::new(&segment.file, base, 0, base, verify_crc);
     loop {
         match scanner.next_batch() {
             Ok(Some(b)) => segment.index.track_batch(
@@ -278,14 +338,18 @@ fn load_sealed(
             ),
             Ok(None) => break,
             Err(ScanError::Io(e)) => return Err(e.into()),
-            Err(ScanError::Corrupt { .. }) => return Ok(Err(segment.file)),
+            Err(ScanError::Corrupt { position, kind }) => {
+                tracing::warn!(segment = %segment.path().display(), position, reason = %kind,
+                    "bad batch in sealed segment");
+                return Ok(Err(segment.file));
+            }
         }
     }
     if segment.next_offset() != next_base {
         return Ok(Err(segment.file));
     }
-    segment.write_indexes(true)?;
-    Ok(Ok(segment))
+    let written = segment.write_indexes(true)?;
+    Ok(Ok((segment, written)))
 }
 
 /// Scans headers from a batch boundary to the end of the file. If the scan ends

@@ -69,6 +69,10 @@ pub(crate) struct Segment {
     pub(crate) base_offset: i64,
     pub(crate) file: SegmentFile,
     pub(crate) index: SegmentIndex,
+    /// When the log first saw the segment hold a batch (ms since the epoch, from the
+    /// caller's clock via `Log::roll_if_due`, or the file's mtime after a reopen);
+    /// `segment.ms` counts from here. `None` until then.
+    pub(crate) first_seen_ms: Option<i64>,
 }
 
 fn corrupt(path: &Path, position: u64, kind: CorruptionKind) -> ReadError {
@@ -235,6 +239,17 @@ impl Segment {
             base_offset,
             file,
             index: SegmentIndex::empty(base_offset),
+            first_seen_ms: None,
+        }
+    }
+
+    /// A sealed segment over `file` with its loaded indexes.
+    pub(crate) fn sealed(base_offset: i64, file: SegmentFile, index: SegmentIndex) -> Self {
+        Self {
+            base_offset,
+            file,
+            index,
+            first_seen_ms: None,
         }
     }
 
@@ -315,7 +330,12 @@ impl Segment {
 
     /// The first batch whose max timestamp is `>= timestamp`, skipping with the time
     /// index.
-    pub(crate) fn find_timestamp(&self, timestamp: i64) -> Result<Option<ScannedBatch>, ReadError> {
+    /// Batches that end below `min_offset` (the log start) are skipped.
+    pub(crate) fn find_timestamp(
+        &self,
+        timestamp: i64,
+        min_offset: i64,
+    ) -> Result<Option<ScannedBatch>, ReadError> {
         let start = lookup_time_below(self.index.times.as_slice(), timestamp)
             .map_or(self.base_offset, |e| {
                 self.base_offset.saturating_add(i64::from(e.rel_offset))
@@ -327,7 +347,7 @@ impl Segment {
             .next_batch()
             .map_err(|e| scan_to_read(self.path(), e))?
         {
-            if batch.header.max_timestamp >= timestamp {
+            if batch.header.max_timestamp >= timestamp && batch.last_offset() >= min_offset {
                 return Ok(Some(batch));
             }
         }

@@ -73,6 +73,20 @@ impl SegmentFile {
         Arc::clone(&self.file)
     }
 
+    /// The file's modification time in milliseconds since the Unix epoch; `None` if the
+    /// platform does not report one or it is out of range.
+    pub(crate) fn modified_ms(&self) -> Result<Option<i64>, IoFailure> {
+        let modified = self
+            .file
+            .metadata()
+            .map_err(|e| IoFailure::new(IoOp::Metadata, &self.path, e))?
+            .modified()
+            .ok();
+        Ok(modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok()))
+    }
+
     /// Fills `buf` from `position`. Fails with `UnexpectedEof` if the file is shorter.
     pub(crate) fn read_at(&self, position: u64, buf: &mut [u8]) -> Result<(), IoFailure> {
         self.file

@@ -4,6 +4,7 @@
 
 mod batch;
 mod fixture;
+mod lifecycle;
 mod model;
 mod recovery;
 mod roundtrip;
