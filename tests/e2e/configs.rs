@@ -80,3 +80,55 @@ fn chrono_free_now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// `compression.type=zstd`: an uncompressed batch is stored zstd-compressed, with the
+/// same records; `producer` keeps what came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_side_recompression_follows_compression_type() {
+    use sluice_protocol::record::{BatchHeader, Compression, RecordBatchBuilder, decode_records};
+
+    let broker = Broker::start_default();
+    let mut client = sluice_client::Client::connect(&broker.bootstrap())
+        .await
+        .expect("connect");
+    for (topic, setting, stored) in [
+        (unique_topic("zstd-topic"), "zstd", Compression::Zstd),
+        (unique_topic("producer-topic"), "producer", Compression::Lz4),
+        (
+            unique_topic("plain-topic"),
+            "uncompressed",
+            Compression::None,
+        ),
+    ] {
+        client
+            .create_topic(
+                &topic,
+                1,
+                1,
+                &[("compression.type".to_owned(), setting.to_owned())],
+            )
+            .await
+            .expect("create topic");
+        let batch = RecordBatchBuilder::new(Compression::Lz4)
+            .push(Some(b"k1"), Some(&[7u8; 2000]), &[("h", Some(b"v"))], 1_000)
+            .push(None, Some(b"second"), &[], 1_001)
+            .build();
+        let sent = decode_records(&batch, 1 << 20).expect("decode sent");
+        client.produce(&topic, 0, batch, -1).await.expect("produce");
+        let fetched = client
+            .fetch(&topic, 0, 0, 1000, 1 << 20)
+            .await
+            .expect("fetch");
+        let header = BatchHeader::parse(&fetched.records).expect("stored batch header");
+        assert_eq!(
+            header.compression(),
+            Some(stored),
+            "compression.type={setting}"
+        );
+        let stored_batch = fetched.records.slice(..header.total_len());
+        assert_eq!(
+            decode_records(&stored_batch, 1 << 20).expect("decode stored"),
+            sent
+        );
+    }
+}

@@ -5,14 +5,18 @@
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_e2e::{Broker, which};
+use sluice_e2e::{Broker, BrokerOptions, which};
 
 use crate::common::{assert_success, run_cmd};
 
 fn run_script(name: &str) {
+    run_script_with(name, BrokerOptions::default());
+}
+
+fn run_script_with(name: &str, options: BrokerOptions) {
     let python = which("python3").expect("python3 not found on PATH");
     let script = format!("{}/python/{name}", env!("CARGO_MANIFEST_DIR"));
-    let broker = Broker::start_default();
+    let broker = Broker::start(options);
     let out = run_cmd(
         Command::new(python).arg(&script).arg(broker.bootstrap()),
         None,
@@ -40,4 +44,18 @@ fn confluent_admin_configs_and_partitions() {
 #[test]
 fn kafka_python_describe_log_dirs() {
     run_script("kafka_python_log_dirs.py");
+}
+
+#[test]
+fn confluent_delete_records_and_retention() {
+    run_script_with(
+        "confluent_delete_records_retention.py",
+        BrokerOptions {
+            extra_args: vec![
+                "--log-retention-check-interval-ms".to_owned(),
+                "200".to_owned(),
+            ],
+            ..BrokerOptions::default()
+        },
+    );
 }

@@ -91,6 +91,8 @@ pub struct NodeConfig {
     pub num_partitions: i32,
     /// Broker-level defaults of topic configs.
     pub topic_defaults: TopicDefaults,
+    /// `log.retention.check.interval.ms`: how often retention and `segment.ms` run.
+    pub log_retention_check_interval: std::time::Duration,
 }
 
 impl Default for NodeConfig {
@@ -108,6 +110,7 @@ impl Default for NodeConfig {
             auto_create_topics_enable: true,
             num_partitions: 1,
             topic_defaults: TopicDefaults::default(),
+            log_retention_check_interval: std::time::Duration::from_secs(300),
         }
     }
 }

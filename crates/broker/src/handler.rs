@@ -16,6 +16,7 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_configs;
 mod describe_log_dirs;
@@ -74,6 +75,7 @@ pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
         }
         RequestKind::CreatePartitions(req) => create_partitions::handle(&ctx, req).await.into(),
         RequestKind::DescribeLogDirs(req) => describe_log_dirs::handle(&ctx, req).await.into(),
+        RequestKind::DeleteRecords(req) => delete_records::handle(&ctx, req).await.into(),
         // The version table only lets served APIs through decoding.
         _ => return Reply::Close,
     }))

@@ -8,6 +8,8 @@ use bytes::{Bytes, BytesMut};
 use sluice_protocol::record::{self, BATCH_HEADER_LEN, TimestampType};
 use sluice_storage::{AppendError, Log, LogConfig, ReadError, ReadSlice, SyncError};
 
+use tracing::{info, warn};
+
 use crate::catalog::{PartitionShared, Topic};
 use crate::producer_state::{Decision, ProducerStates};
 use crate::topic_config::TopicConfig;
@@ -191,6 +193,50 @@ impl Partition {
     /// Applies a changed topic config to the live partition.
     pub(crate) fn set_config(&mut self, config: TopicConfig) {
         self.config = config;
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords); returns the new one.
+    pub(crate) fn delete_records(
+        &mut self,
+        offset: i64,
+    ) -> Result<i64, sluice_storage::DeleteRecordsError> {
+        let start = self.log.delete_records(offset)?;
+        self.shared
+            .publish(self.log.log_start_offset(), self.log.log_end_offset());
+        Ok(start)
+    }
+
+    /// `segment.ms` rolls and, with `cleanup.policy=delete`, `retention.ms` and
+    /// `retention.bytes`: removes whole old segments and moves the log start offset.
+    pub(crate) fn enforce_retention(&mut self, now_ms: i64) {
+        if let Err(error) = self.log.roll_if_due(now_ms, self.config.segment_ms) {
+            warn!(topic = %self.topic, partition = self.index, %error, "segment.ms roll failed");
+        }
+        if !self.config.cleanup_delete {
+            return;
+        }
+        match self.log.enforce_retention(
+            now_ms,
+            self.config.retention_ms,
+            self.config.retention_bytes,
+        ) {
+            Ok(outcome) if outcome.segments_deleted > 0 => {
+                info!(
+                    topic = %self.topic,
+                    partition = self.index,
+                    segments = outcome.segments_deleted,
+                    bytes = outcome.bytes_deleted,
+                    log_start_offset = outcome.log_start_offset,
+                    "retention deleted segments"
+                );
+                self.shared
+                    .publish(self.log.log_start_offset(), self.log.log_end_offset());
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(topic = %self.topic, partition = self.index, %error, "retention failed");
+            }
+        }
     }
 
     /// Records an fsync as done (called by the flusher).

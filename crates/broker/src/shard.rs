@@ -220,9 +220,12 @@ impl Shard {
     }
 
     /// Periodic work on this shard's logs: fsyncs that `flush.ms` or `flush.messages`
-    /// ask for.
-    fn housekeeping(&self, now_ms: i64) {
+    /// ask for, and (when `retention` is set) segment rolls and retention.
+    fn housekeeping(&self, now_ms: i64, retention: bool) {
         for partition in self.all_partitions() {
+            if retention {
+                partition.borrow_mut().enforce_retention(now_ms);
+            }
             let due = partition.borrow().flush_due(now_ms);
             if due {
                 crate::flush::request_sync(&partition);
@@ -362,9 +365,15 @@ async fn shard_main(start: ShardStart) {
     tokio::task::spawn_local(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let retention_every = housekeeping_shard.node.config.log_retention_check_interval;
+        let mut next_retention = tokio::time::Instant::now() + retention_every;
         loop {
             tick.tick().await;
-            housekeeping_shard.housekeeping(crate::handler::now_ms());
+            let retention = tokio::time::Instant::now() >= next_retention;
+            if retention {
+                next_retention = tokio::time::Instant::now() + retention_every;
+            }
+            housekeeping_shard.housekeeping(crate::handler::now_ms(), retention);
         }
     });
 

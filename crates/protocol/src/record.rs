@@ -22,6 +22,7 @@ mod builder;
 pub mod compression;
 mod error;
 mod header;
+mod recompress;
 mod records;
 mod timestamp;
 mod validate;
@@ -34,6 +35,7 @@ pub use header::{
     BATCH_HEADER_LEN, BatchHeader, BatchHeaderError, Compression, LOG_OVERHEAD, TimestampType,
     compute_crc, crc_matches, set_base_offset, set_partition_leader_epoch,
 };
+pub use recompress::recompress;
 pub use records::{Record, RecordIter, decode_records, record_iter};
 pub use timestamp::{set_log_append_time, set_max_timestamp};
 pub use validate::{

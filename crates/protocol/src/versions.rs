@@ -9,8 +9,8 @@
 
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest,
-    FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
+    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
     ListOffsetsRequest, MetadataRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::Message;
@@ -56,6 +56,7 @@ pub fn accepted(api_key: ApiKey) -> Option<Versions> {
         ApiKey::IncrementalAlterConfigs => Versions::of::<IncrementalAlterConfigsRequest>(0),
         ApiKey::CreatePartitions => Versions::of::<CreatePartitionsRequest>(0),
         ApiKey::DescribeLogDirs => Versions::of::<DescribeLogDirsRequest>(1),
+        ApiKey::DeleteRecords => Versions::of::<DeleteRecordsRequest>(0),
         _ => return None,
     })
 }

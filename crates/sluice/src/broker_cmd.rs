@@ -42,6 +42,9 @@ pub(crate) struct BrokerArgs {
     /// Runtime: auto (io_uring when available), uring, or tokio.
     #[arg(long)]
     io_backend: Option<String>,
+    /// How often retention and segment.ms run (Kafka's log.retention.check.interval.ms).
+    #[arg(long)]
+    log_retention_check_interval_ms: Option<u64>,
     /// Log level (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -65,6 +68,7 @@ struct FileConfig {
     socket_request_max_bytes: Option<usize>,
     auto_create_topics_enable: Option<bool>,
     num_partitions: Option<i32>,
+    log_retention_check_interval_ms: Option<u64>,
     /// Broker-level defaults of topic configs, by Kafka name.
     topic_defaults: Option<BTreeMap<String, String>>,
 }
@@ -115,6 +119,12 @@ pub(crate) fn load_config(args: &BrokerArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(v) = file.num_partitions {
         config.num_partitions = v;
+    }
+    if let Some(ms) = args
+        .log_retention_check_interval_ms
+        .or(file.log_retention_check_interval_ms)
+    {
+        config.log_retention_check_interval = std::time::Duration::from_millis(ms.max(1));
     }
     for (name, value) in file.topic_defaults.unwrap_or_default() {
         config

@@ -10,7 +10,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
-use sluice_protocol::record::{self, BatchError, ValidationLimits};
+use sluice_protocol::record::{self, BatchError, Compression, ValidationLimits};
 use sluice_protocol::{ResponseError, kafka_protocol};
 use tracing::warn;
 
@@ -91,12 +91,30 @@ fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<Vali
         let batch = records.slice_ref(batch);
         let summary =
             record::validate_batch(&batch, &limits).map_err(|e| Outcome::from_batch_error(&e))?;
+        // compression.type other than `producer`: store in the topic's codec.
+        let batch = match config.compression_type.as_deref().and_then(codec_named) {
+            Some(codec) => record::recompress(&batch, codec, limits.max_uncompressed_bytes)
+                .map_err(|e| Outcome::from_batch_error(&e))?,
+            None => batch,
+        };
         batches.push(ValidBatch {
             bytes: batch,
             max_timestamp: summary.max_timestamp,
         });
     }
     Ok(batches)
+}
+
+/// The codec a `compression.type` value names (`producer` is handled by the caller).
+fn codec_named(name: &str) -> Option<Compression> {
+    Some(match name {
+        "uncompressed" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => return None,
+    })
 }
 
 /// Appends on the owning shard; with acks=all waits for the fsync that covers the
