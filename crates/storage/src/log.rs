@@ -860,11 +860,11 @@ impl Log {
     /// As [`roll`](Self::roll).
     pub fn roll_if_due(&mut self, now_ms: i64, segment_ms: i64) -> Result<bool, AppendError> {
         let active = self.active_mut();
-        if active.is_empty() || segment_ms < 0 {
+        if active.is_empty() {
             return Ok(false);
         }
         let since = *active.first_seen_ms.get_or_insert(now_ms);
-        if now_ms.saturating_sub(since) <= segment_ms {
+        if segment_ms < 0 || now_ms.saturating_sub(since) <= segment_ms {
             return Ok(false);
         }
         self.roll_inner()?;
