@@ -1,0 +1,2 @@
+//! Placeholder: the log cleaner bench lands with compaction.
+fn main() {}

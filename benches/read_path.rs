@@ -1,0 +1,2 @@
+//! Placeholder: the read path bench lands with it.
+fn main() {}
