@@ -132,3 +132,44 @@ async fn broker_side_recompression_follows_compression_type() {
         );
     }
 }
+
+/// A compacted topic refuses records without a key, as Kafka does (INVALID_RECORD).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topic_refuses_null_keys() {
+    use sluice_protocol::ResponseError;
+    use sluice_protocol::record::{Compression, RecordBatchBuilder};
+
+    let broker = Broker::start_default();
+    let mut client = sluice_client::Client::connect(&broker.bootstrap())
+        .await
+        .expect("connect");
+    let topic = unique_topic("compact-keys");
+    client
+        .create_topic(
+            &topic,
+            1,
+            1,
+            &[("cleanup.policy".to_owned(), "compact".to_owned())],
+        )
+        .await
+        .expect("create topic");
+    let keyless = RecordBatchBuilder::new(Compression::None)
+        .push(None, Some(b"v"), &[], 1_000)
+        .build();
+    match client.produce(&topic, 0, keyless, -1).await {
+        Err(sluice_client::ClientError::Kafka { error, .. }) => {
+            assert_eq!(error, ResponseError::InvalidRecord)
+        }
+        other => panic!("expected INVALID_RECORD, got {other:?}"),
+    }
+    let keyed = RecordBatchBuilder::new(Compression::None)
+        .push(Some(b"k"), Some(b"v"), &[], 1_000)
+        .build();
+    assert_eq!(
+        client
+            .produce(&topic, 0, keyed, -1)
+            .await
+            .expect("keyed record"),
+        0
+    );
+}

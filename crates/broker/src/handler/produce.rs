@@ -83,6 +83,7 @@ fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<Vali
         timestamp_before_max_ms: config.timestamp_before_max_ms,
         timestamp_after_max_ms: config.timestamp_after_max_ms,
         timestamp_type: config.timestamp_type,
+        compacted: config.cleanup_compact,
         ..ValidationLimits::kafka_defaults(now)
     };
     let mut batches = Vec::new();
