@@ -173,3 +173,31 @@ async fn compacted_topic_refuses_null_keys() {
         0
     );
 }
+
+/// A request for millions of partitions is refused with INVALID_PARTITIONS instead of
+/// exhausting the node; the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_partition_counts_are_refused() {
+    use sluice_protocol::ResponseError;
+
+    let broker = Broker::start_default();
+    let mut client = sluice_client::Client::connect(&broker.bootstrap())
+        .await
+        .expect("connect");
+    let topic = unique_topic("huge");
+    for result in [
+        client.create_topic(&topic, i32::MAX, 1, &[]).await,
+        client.create_topic(&topic, 1_000_000, 1, &[]).await,
+    ] {
+        match result {
+            Err(sluice_client::ClientError::Kafka { error, .. }) => {
+                assert_eq!(error, ResponseError::InvalidPartitions)
+            }
+            other => panic!("expected INVALID_PARTITIONS, got {other:?}"),
+        }
+    }
+    client
+        .create_topic(&topic, 3, 1, &[])
+        .await
+        .expect("a sane topic");
+}

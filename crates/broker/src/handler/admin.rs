@@ -61,6 +61,33 @@ pub(super) struct TopicPlan {
     pub(super) config: TopicConfig,
 }
 
+/// Partitions one shard may own (Redpanda bounds this too: each partition costs open
+/// files, mapped indexes and memory). A request for more fails with INVALID_PARTITIONS
+/// instead of exhausting the node.
+const PARTITIONS_PER_SHARD: usize = 1000;
+
+/// Refuses `additional` new partitions when the node would pass its budget.
+fn check_partition_budget(ctx: &RequestContext, additional: i32) -> Result<(), AdminError> {
+    let node = ctx.node();
+    let limit = PARTITIONS_PER_SHARD.saturating_mul(node.shard_count());
+    let existing: usize = node
+        .catalog()
+        .topics()
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
+    let wanted = usize::try_from(additional).unwrap_or(usize::MAX);
+    if existing.saturating_add(wanted) > limit {
+        return Err(AdminError::new(
+            ResponseError::InvalidPartitions,
+            format!(
+                "{additional} more partitions would exceed this node's limit of {limit} ({PARTITIONS_PER_SHARD} per shard; {existing} exist)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn plan_topic(
     ctx: &RequestContext,
     name: &str,
@@ -75,6 +102,7 @@ pub(super) fn plan_topic(
             format!("Topic '{name}' already exists."),
         ));
     }
+    check_partition_budget(ctx, partitions)?;
     let config = TopicConfig::new(configs, &node.config.topic_defaults)
         .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
     Ok(TopicPlan {
@@ -259,6 +287,7 @@ pub(super) async fn add_partitions(
             format!("Topic already has {existing} partitions."),
         ));
     }
+    check_partition_budget(ctx, count - existing)?;
     if validate_only {
         return Ok(());
     }
