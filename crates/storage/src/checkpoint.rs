@@ -23,6 +23,8 @@ use crate::error::{IoFailure, IoOp};
 pub(crate) const LOG_START_OFFSET: &str = "log-start-offset";
 /// File name of the recovery point checkpoint.
 pub(crate) const RECOVERY_POINT: &str = "recovery-point";
+/// File name of the log cleaner's offset checkpoint (offsets below it are compacted).
+pub(crate) const CLEANER_OFFSET: &str = "cleaner-offset";
 /// File name of the clean-shutdown marker.
 pub(crate) const CLEAN_SHUTDOWN: &str = ".clean_shutdown";
 /// Suffix of a checkpoint's temporary file (`<name>.<n>.tmp`).
@@ -114,7 +116,7 @@ pub(crate) fn remove_temporaries(dir: &Path) -> Result<(), IoFailure> {
         let entry = entry.map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = [LOG_START_OFFSET, RECOVERY_POINT]
+        let ours = [LOG_START_OFFSET, RECOVERY_POINT, CLEANER_OFFSET]
             .iter()
             .any(|c| name.strip_prefix(c).is_some_and(|r| r.starts_with('.')));
         if ours && name.ends_with(TMP_SUFFIX) {

@@ -368,6 +368,9 @@ pub enum Error {
     /// See [`RetentionError`].
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// See [`CleanError`](crate::CleanError).
+    #[error(transparent)]
+    Clean(#[from] crate::cleaner::CleanError),
 }
 
 /// `Result` with the umbrella [`Error`] by default.

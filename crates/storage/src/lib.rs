@@ -3,7 +3,9 @@
 //! **Owns:** the partition directory (`<data-dir>/<topic>-<partition>/`, chosen by the
 //! caller): segment files named by base offset (`00000000000000000000.log`), their
 //! sparse offset index (`.index`) and time index (`.timeindex`), the checkpoints
-//! `log-start-offset` and `recovery-point` and the `.clean_shutdown` marker, recovery
+//! `log-start-offset`, `recovery-point` and `cleaner-offset` and the `.clean_shutdown`
+//! marker, log compaction ([`cleaner`]: `<base>.log.cleaned` files, swapped in by
+//! rename), recovery
 //! after a crash, retention (which segments to delete, given the limits and the
 //! time), and the fsync policy's mechanics (what must be synced for which offsets).
 //!
@@ -49,6 +51,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod error;
 mod index;
@@ -59,9 +62,13 @@ mod scan;
 mod segment;
 mod segment_file;
 
+pub use cleaner::{CleanError, CleanPlan, CleanStats, CleanedSegments};
 pub use config::{ConfigError, LogConfig};
 pub use error::{
     AppendError, CorruptionKind, DeleteRecordsError, Error, IoOp, OpenError, ReadError, Result,
     RetentionError, SyncError,
 };
-pub use log::{AppendInfo, BatchAt, BatchLocation, Log, ReadSlice, RetentionOutcome, SyncHandle};
+pub use log::{
+    AppendInfo, BatchAt, BatchLocation, InstallOutcome, Log, ReadSlice, RetentionOutcome,
+    SyncHandle,
+};

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, set_base_offset};
 
-use crate::checkpoint::{self, LOG_START_OFFSET, RECOVERY_POINT};
+use crate::checkpoint::{self, CLEANER_OFFSET, LOG_START_OFFSET, RECOVERY_POINT};
+use crate::cleaner::{self, CleanError, CleanPlan, CleanedSegments, PlannedSegment};
 use crate::config::LogConfig;
 use crate::error::{
     AppendError, DeleteRecordsError, IoFailure, IoOp, OpenError, ReadError, RetentionError,
@@ -15,6 +16,7 @@ use crate::error::{
 };
 use crate::recovery;
 use crate::retention::{self, SegmentMeta};
+use crate::scan::{BatchScanner, ScanError};
 use crate::segment::{self, Segment};
 use crate::segment_file::SegmentFile;
 
@@ -198,6 +200,23 @@ pub struct Log {
     /// Sealed segment files and directory changes not yet covered by a sync.
     pending: Vec<PendingSync>,
     next_seq: u64,
+    /// Offsets below this were compacted (`cleaner-offset` checkpoint; 0 if none).
+    cleaned_up_to: i64,
+}
+
+/// What [`Log::install_cleaned`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallOutcome {
+    /// Segments replaced by their cleaned file.
+    pub segments_installed: usize,
+    /// Cleaned files dropped because their segment was removed or changed meanwhile.
+    pub segments_skipped: usize,
+    /// Bytes of the replaced segments before.
+    pub bytes_before: u64,
+    /// Bytes of the replaced segments after.
+    pub bytes_after: u64,
+    /// The cleaner offset afterwards.
+    pub cleaned_up_to: i64,
 }
 
 impl Log {
@@ -225,6 +244,8 @@ impl Log {
         fs::create_dir_all(dir).map_err(|e| IoFailure::new(IoOp::CreateDir, dir, e))?;
         let dir_file = Arc::new(File::open(dir).map_err(|e| IoFailure::new(IoOp::Open, dir, e))?);
         checkpoint::remove_temporaries(dir)?;
+        cleaner::remove_leftovers(dir)?;
+        let cleaned_up_to = checkpoint::read(dir, CLEANER_OFFSET)?.unwrap_or(0);
         let clean = checkpoint::clean_marker_exists(dir)?;
         let recovery_point = checkpoint::read(dir, RECOVERY_POINT)?;
         let saved_log_start = checkpoint::read(dir, LOG_START_OFFSET)?;
@@ -250,6 +271,7 @@ impl Log {
             synced_offset: 0,
             pending: Vec::new(),
             next_seq: 0,
+            cleaned_up_to,
         };
         log.log_start = log.first_segment_base();
         let active = log.active_mut();
@@ -954,6 +976,244 @@ impl Log {
             Some(e) => Err(e),
             None => Ok((n, bytes)),
         }
+    }
+
+    /// Offsets below this have been compacted (the `cleaner-offset` checkpoint; 0 when
+    /// the log was never cleaned).
+    pub fn cleaned_up_to(&self) -> i64 {
+        self.cleaned_up_to
+    }
+
+    /// What log compaction could clean now, or `None` when nothing is dirty.
+    ///
+    /// The cleanable segments are the sealed ones from the oldest on, up to (not
+    /// including) the first whose largest timestamp is later than
+    /// `now_ms - min_compaction_lag_ms` (its file's modification time when it has no
+    /// timestamp); the active segment never is. Of those, the segments that end at or
+    /// below the cleaner offset ([`cleaned_up_to`](Self::cleaned_up_to), at least the
+    /// log start offset) are clean, the others dirty; [`CleanPlan::dirty_ratio`] is
+    /// Kafka's dirty ratio over them. The plan holds shared handles of the segment
+    /// files, so [`cleaner::clean`] reads the files as they were even if the log
+    /// changes meanwhile. No I/O except the modification time of segments without
+    /// timestamps.
+    pub fn cleanable(&self, now_ms: i64, min_compaction_lag_ms: i64) -> Option<CleanPlan> {
+        let first_dirty = self.cleaned_up_to.max(self.log_start);
+        let lag_limit = now_ms.saturating_sub(min_compaction_lag_ms.max(0));
+        let sealed = self.segments.len().saturating_sub(1);
+        let mut segments = Vec::new();
+        let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
+        for s in self.segments.iter().take(sealed) {
+            if s.is_empty() {
+                continue;
+            }
+            let largest = if s.max_timestamp() >= 0 {
+                s.max_timestamp()
+            } else {
+                s.file.modified_ms().ok().flatten().unwrap_or(i64::MAX)
+            };
+            if largest > lag_limit {
+                break;
+            }
+            let size = s.file.len();
+            if s.next_offset() <= first_dirty {
+                clean_bytes = clean_bytes.saturating_add(size);
+            } else {
+                dirty_bytes = dirty_bytes.saturating_add(size);
+            }
+            segments.push(PlannedSegment {
+                base_offset: s.base_offset,
+                next_offset: s.next_offset(),
+                size,
+                file: s.file.shared(),
+                path: s.path().to_path_buf(),
+            });
+        }
+        if dirty_bytes == 0 {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            segments,
+            first_dirty_offset: first_dirty,
+            clean_bytes,
+            dirty_bytes,
+        })
+    }
+
+    /// Swaps the segments rewritten by [`cleaner::clean`] in, on the owner thread, then
+    /// moves the cleaner offset up to [`CleanedSegments::cleaned_up_to`] (durably).
+    ///
+    /// A cleaned file replaces its segment only if the log still holds that very
+    /// segment file, sealed; otherwise (retention or DeleteRecords removed it, or the
+    /// log was reopened) it is deleted and counted as skipped. For each segment: the
+    /// cleaned file (synced by `clean`) is scanned to build its indexes in memory and
+    /// must end at the same offset; the old index files are unlinked (their mappings
+    /// stay valid: nothing truncates a mapped file), the cleaned file is renamed over
+    /// the `.log` and the directory synced; the new index files are written, synced and
+    /// mapped; only then is the old segment dropped (unmapping its indexes, closing its
+    /// handle). A crash at any point leaves either the old or the new complete `.log`,
+    /// possibly without index files, which [`open`](Self::open) rebuilds; leftover
+    /// `.cleaned` files are removed by `open`. Offsets, the log start and end offsets
+    /// and segment boundaries do not change; a [`ReadSlice`] or [`SyncHandle`] taken
+    /// before keeps its bytes or old handle.
+    ///
+    /// # Errors
+    /// [`CleanError::Io`] when a rename, write or sync fails; segments installed
+    /// before the failure stay installed, the cleaner offset is not moved, and the
+    /// remaining cleaned files are removed.
+    pub fn install_cleaned(
+        &mut self,
+        mut cleaned: CleanedSegments,
+    ) -> Result<InstallOutcome, CleanError> {
+        let pending = std::mem::take(&mut cleaned.segments);
+        let mut outcome = InstallOutcome {
+            segments_installed: 0,
+            segments_skipped: 0,
+            bytes_before: 0,
+            bytes_after: 0,
+            cleaned_up_to: self.cleaned_up_to,
+        };
+        let mut changed_meanwhile = false;
+        let mut rest = pending.into_iter();
+        while let Some(c) = rest.next() {
+            let sealed = self.segments.len().saturating_sub(1);
+            let found = self
+                .segments
+                .iter()
+                .take(sealed)
+                .position(|s| s.base_offset == c.base_offset);
+            let same = found.filter(|&i| {
+                self.segments.get(i).is_some_and(|s| {
+                    Arc::ptr_eq(&s.file.shared(), &c.source) && s.next_offset() == c.next_offset
+                })
+            });
+            let Some(i) = same else {
+                changed_meanwhile |= found.is_some()
+                    || self
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.base_offset == c.base_offset);
+                cleaner::remove_quietly(&c.cleaned_path);
+                outcome.segments_skipped = outcome.segments_skipped.saturating_add(1);
+                continue;
+            };
+            match self.install_one(i, &c) {
+                Ok(Some((before, after))) => {
+                    outcome.segments_installed = outcome.segments_installed.saturating_add(1);
+                    outcome.bytes_before = outcome.bytes_before.saturating_add(before);
+                    outcome.bytes_after = outcome.bytes_after.saturating_add(after);
+                }
+                Ok(None) => {
+                    cleaner::remove_quietly(&c.cleaned_path);
+                    changed_meanwhile = true;
+                    outcome.segments_skipped = outcome.segments_skipped.saturating_add(1);
+                }
+                Err(e) => {
+                    cleaner::remove_quietly(&c.cleaned_path);
+                    // `cleaned`'s drop removes the files not installed.
+                    cleaned.segments = rest.collect();
+                    return Err(e);
+                }
+            }
+        }
+        if !changed_meanwhile && cleaned.cleaned_up_to > self.cleaned_up_to {
+            checkpoint::write(
+                &self.dir,
+                &self.dir_file,
+                CLEANER_OFFSET,
+                checkpoint::next_tag(),
+                cleaned.cleaned_up_to,
+            )?;
+            self.cleaned_up_to = cleaned.cleaned_up_to;
+        }
+        outcome.cleaned_up_to = self.cleaned_up_to;
+        tracing::info!(dir = %self.dir.display(), installed = outcome.segments_installed,
+            skipped = outcome.segments_skipped, bytes_before = outcome.bytes_before,
+            bytes_after = outcome.bytes_after, cleaned_up_to = self.cleaned_up_to,
+            "installed cleaned segments");
+        Ok(outcome)
+    }
+
+    /// Installs one cleaned file over sealed segment `i`. `Ok(None)` when the file does
+    /// not hold what the clean promised (nothing changed then). Returns the sizes
+    /// before and after.
+    fn install_one(
+        &mut self,
+        i: usize,
+        c: &cleaner::CleanedSegment,
+    ) -> Result<Option<(u64, u64)>, CleanError> {
+        let Some(old) = self.segments.get(i) else {
+            return Ok(None);
+        };
+        let log_path = old.path().to_path_buf();
+        let first_seen_ms = old.first_seen_ms;
+        let before = old.file.len();
+        let file = SegmentFile::open(&c.cleaned_path)?;
+        if file.len() != c.cleaned_size || file.len() == 0 {
+            return Ok(None);
+        }
+        let base = c.base_offset;
+        let mut index = segment::SegmentIndex::empty(base);
+        let mut scanner = BatchScanner::new(&file, base, 0, base, false);
+        loop {
+            match scanner.next_batch() {
+                Ok(Some(b)) => index.track_batch(
+                    self.config.index_interval_bytes,
+                    b.position,
+                    b.size(),
+                    b.header.base_offset,
+                    b.last_offset().saturating_add(1),
+                    b.header.max_timestamp,
+                ),
+                Ok(None) => break,
+                Err(ScanError::Io(e)) => return Err(e.into()),
+                Err(ScanError::Corrupt { position, kind }) => {
+                    tracing::warn!(path = %c.cleaned_path.display(), position, reason = %kind,
+                        "cleaned segment does not scan; not installed");
+                    return Ok(None);
+                }
+            }
+        }
+        if index.next_offset != c.next_offset {
+            return Ok(None);
+        }
+        let mut seg = Segment::sealed(base, file, index);
+        seg.first_seen_ms = first_seen_ms;
+        // The old index files may be mapped: unlink them, never truncate them. Until
+        // the new ones exist, open rebuilds missing index files.
+        for path in [
+            segment::index_path(&log_path),
+            segment::time_index_path(&log_path),
+        ] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e).into()),
+            }
+        }
+        seg.file.rename_to(&log_path)?;
+        self.dir_file
+            .sync_all()
+            .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))?;
+        let written = seg.write_indexes(true)?;
+        for (f, path) in written.iter().zip([
+            segment::index_path(&log_path),
+            segment::time_index_path(&log_path),
+        ]) {
+            f.sync_data()
+                .map_err(|e| IoFailure::new(IoOp::Sync, &path, e))?;
+        }
+        self.dir_file
+            .sync_all()
+            .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))?;
+        let after = seg.file.len();
+        let Some(slot) = self.segments.get_mut(i) else {
+            return Ok(None);
+        };
+        // Drops the old segment: unmaps its indexes, closes its handle.
+        drop(std::mem::replace(slot, seg));
+        self.size_bytes = self.size_bytes.saturating_sub(before).saturating_add(after);
+        Ok(Some((before, after)))
     }
 
     /// Clean shutdown: writes the active segment's indexes, syncs everything (moving

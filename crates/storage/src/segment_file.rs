@@ -63,6 +63,13 @@ impl SegmentFile {
         &self.path
     }
 
+    /// Renames the file to `to` (the handle keeps pointing at the same inode).
+    pub(crate) fn rename_to(&mut self, to: &Path) -> Result<(), IoFailure> {
+        std::fs::rename(&self.path, to).map_err(|e| IoFailure::new(IoOp::Rename, &self.path, e))?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+
     /// Bytes in the file.
     pub(crate) fn len(&self) -> u64 {
         self.len

@@ -3,6 +3,7 @@
 #![allow(missing_docs, unreachable_pub)]
 
 mod batch;
+mod compaction;
 mod fixture;
 mod lifecycle;
 mod model;
