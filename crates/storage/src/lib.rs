@@ -10,7 +10,8 @@
 //! time), and the fsync policy's mechanics (what must be synced for which offsets).
 //!
 //! **Must not know:** the network, Raft, Kafka APIs above the record batch, or what is
-//! inside a batch beyond its fixed header. Batches arrive validated by the broker and
+//! inside a batch beyond its fixed header (except [`cleaner`], which reads record keys
+//! and values to compact, and rewrites batches off the read path). Batches arrive validated by the broker and
 //! are stored byte for byte, so a fetch returns file bytes unchanged; only `baseOffset`
 //! is rewritten on append (it is outside the CRC).
 //!
