@@ -318,3 +318,175 @@ fn reads_taken_before_install_stay_valid() {
     log.mark_synced(&handle);
     assert!(!split(&held.bytes).is_empty());
 }
+
+mod model {
+    //! Model-based test of compaction: random keyed appends (tombstones included),
+    //! rolls, reopens, compactions to convergence (small key maps too), cleans that
+    //! race appends and rolls, and crashes between clean and install, against the
+    //! list of every record appended.
+    //!
+    //! Always: the log holds a subset of the appended records at their offsets, the
+    //! latest record of every key, everything in the active segment, and the same log
+    //! end. After a compaction to convergence the sealed part is exactly the latest
+    //! record per key among the records below the active segment.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append {
+            records: Vec<(u32, bool)>,
+            codec: u8,
+        },
+        Roll,
+        Compact {
+            cap: usize,
+        },
+        CleanRacingAppends {
+            cap: usize,
+            appends: Vec<Vec<(u32, bool)>>,
+            roll: bool,
+        },
+        CrashMidClean,
+        Reopen {
+            clean: bool,
+        },
+    }
+
+    fn records() -> impl Strategy<Value = Vec<(u32, bool)>> {
+        prop::collection::vec((0u32..8, prop::bool::weighted(0.15)), 1..6)
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (records(), 0u8..3).prop_map(|(records, codec)| Op::Append { records, codec }),
+            2 => Just(Op::Roll),
+            2 => prop_oneof![1usize..4, Just(1000)].prop_map(|cap| Op::Compact { cap }),
+            1 => (prop_oneof![1usize..4, Just(1000)], prop::collection::vec(records(), 0..4),
+                any::<bool>())
+                .prop_map(|(cap, appends, roll)| Op::CleanRacingAppends { cap, appends, roll }),
+            1 => Just(Op::CrashMidClean),
+            1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        ]
+    }
+
+    const NOW: i64 = 1_000_000;
+    const FOREVER: i64 = i64::MAX / 4;
+
+    struct Model {
+        records: Vec<Kv>,
+        next_value: u64,
+    }
+
+    impl Model {
+        fn append(&mut self, log: &mut Log, records: &[(u32, bool)], codec: u8) {
+            let codec = [Compression::None, Compression::Lz4, Compression::Zstd][codec as usize];
+            let base = log.log_end_offset();
+            let recs: Vec<(u32, Option<String>)> = records
+                .iter()
+                .map(|&(k, tomb)| {
+                    self.next_value += 1;
+                    (k, (!tomb).then(|| format!("v{}", self.next_value)))
+                })
+                .collect();
+            append_kv(log, codec, &recs, NOW - 10_000);
+            for (i, (k, v)) in recs.into_iter().enumerate() {
+                self.records.push((
+                    base + i as i64,
+                    Some(format!("key-{k}").into_bytes()),
+                    v.map(String::into_bytes),
+                ));
+            }
+        }
+
+        fn check(&self, log: &Log, converged: bool) {
+            let leo = self.records.last().map_or(0, |r| r.0 + 1);
+            assert_eq!(log.log_end_offset(), leo);
+            let (got, ranges) = read_all(log);
+            let active = log.segment_base_offsets().last().unwrap();
+            let all: BTreeMap<i64, &Kv> = self.records.iter().map(|r| (r.0, r)).collect();
+            for r in &got {
+                assert_eq!(all.get(&r.0), Some(&r), "unknown record {r:?}");
+            }
+            let must = expected(&self.records, active, false);
+            let mut latest: BTreeMap<&Option<Vec<u8>>, i64> = BTreeMap::new();
+            for r in &self.records {
+                latest.insert(&r.1, r.0);
+            }
+            for r in &must {
+                if r.0 >= active || latest.get(&r.1) == Some(&r.0) {
+                    assert!(got.contains(r), "missing {r:?}");
+                }
+            }
+            if converged {
+                assert_eq!(got, must);
+            }
+            assert_every_offset_reads(log, &ranges);
+        }
+    }
+
+    fn run(segment_bytes: u64, ops: Vec<Op>) {
+        let config = LogConfig {
+            segment_bytes,
+            ..small_config()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = Log::open(tmp.path(), config).unwrap();
+        let mut model = Model {
+            records: Vec::new(),
+            next_value: 0,
+        };
+        for op in ops {
+            let mut converged = false;
+            match op {
+                Op::Append { records, codec } => model.append(&mut log, &records, codec),
+                Op::Roll => log.roll().unwrap(),
+                Op::Compact { cap } => {
+                    compact(&mut log, NOW, 0, FOREVER, cap);
+                    converged = true;
+                }
+                Op::CleanRacingAppends { cap, appends, roll } => {
+                    if let Some(plan) = log.cleanable(NOW, 0) {
+                        let done = cleaner::clean(&plan, NOW, FOREVER, cap).unwrap();
+                        for (i, recs) in appends.iter().enumerate() {
+                            model.append(&mut log, recs, (i % 3) as u8);
+                        }
+                        if roll {
+                            log.roll().unwrap();
+                        }
+                        log.install_cleaned(done).unwrap();
+                    }
+                }
+                Op::CrashMidClean => {
+                    if let Some(plan) = log.cleanable(NOW, 0) {
+                        std::mem::forget(cleaner::clean(&plan, NOW, FOREVER, 2).unwrap());
+                    }
+                    drop(log);
+                    log = Log::open(tmp.path(), config).unwrap();
+                }
+                Op::Reopen { clean } => {
+                    if clean {
+                        log.close().unwrap();
+                    } else {
+                        drop(log);
+                    }
+                    log = Log::open(tmp.path(), config).unwrap();
+                }
+            }
+            model.check(&log, converged);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn compaction_matches_model(
+            segment_bytes in prop_oneof![Just(300u64), Just(700), Just(2048)],
+            ops in prop::collection::vec(op(), 1..50),
+        ) {
+            run(segment_bytes, ops);
+        }
+    }
+}
