@@ -42,6 +42,10 @@
 //! leaves at most `.cleaned` files behind, which [`Log::open`](crate::Log::open)
 //! removes; a `.log` is only ever replaced by a complete, synced file (rename).
 //!
+//! Cleaning runs only when something is dirty: tombstones in the clean part expire
+//! at the next clean after their deadline, which needs new dirty segments (as in
+//! Kafka, where the dirty ratio triggers a clean).
+//!
 //! Not done: aborted transactional records are not removed, and empty batches are
 //! not kept to preserve producer state (Kafka keeps the last batch of each producer).
 

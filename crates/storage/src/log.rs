@@ -1087,6 +1087,10 @@ impl Log {
                     Arc::ptr_eq(&s.file.shared(), &c.source) && s.next_offset() == c.next_offset
                 })
             });
+            // After a segment that changed (not just removed) nothing later is
+            // installed: a later rewrite may have dropped a tombstone whose older
+            // values live in the segment left as it was.
+            let same = same.filter(|_| !changed_meanwhile);
             let Some(i) = same else {
                 changed_meanwhile |= found.is_some()
                     || self
