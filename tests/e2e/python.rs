@@ -59,3 +59,17 @@ fn confluent_delete_records_and_retention() {
         },
     );
 }
+
+#[test]
+fn confluent_compaction_keeps_latest_per_key() {
+    run_script_with(
+        "confluent_compaction.py",
+        BrokerOptions {
+            extra_args: vec![
+                "--log-retention-check-interval-ms".to_owned(),
+                "200".to_owned(),
+            ],
+            ..BrokerOptions::default()
+        },
+    );
+}

@@ -17,6 +17,7 @@
 //! nothing else.
 
 mod catalog;
+mod compaction;
 pub mod config;
 mod connection;
 mod error;

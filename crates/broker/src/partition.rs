@@ -44,6 +44,8 @@ pub(crate) struct Partition {
     producers: ProducerStates,
     /// Group-commit state (see `flush`).
     pub(crate) flusher: std::rc::Rc<crate::flush::Flusher>,
+    /// A compaction runs off the shard thread for this partition.
+    pub(crate) cleaning: bool,
     /// Records appended since the last fsync started, for `flush.messages`.
     unflushed_records: i64,
     /// When the oldest unsynced append happened, for `flush.ms`.
@@ -118,6 +120,7 @@ impl Partition {
             log,
             producers,
             flusher: std::rc::Rc::default(),
+            cleaning: false,
             unflushed_records: 0,
             unflushed_since_ms: None,
         })
@@ -239,6 +242,18 @@ impl Partition {
         }
     }
 
+    /// A compaction plan when `cleanup.policy` has `compact`, no cleaning runs, and the
+    /// dirty share of the log reached `min.cleanable.dirty.ratio`.
+    pub(crate) fn compaction_due(&self, now_ms: i64) -> Option<sluice_storage::CleanPlan> {
+        if !self.config.cleanup_compact || self.cleaning {
+            return None;
+        }
+        let plan = self
+            .log
+            .cleanable(now_ms, self.config.min_compaction_lag_ms)?;
+        (plan.dirty_ratio() >= self.config.min_cleanable_dirty_ratio).then_some(plan)
+    }
+
     /// Records an fsync as done (called by the flusher).
     pub(crate) fn mark_synced(&mut self, handle: &sluice_storage::SyncHandle) {
         self.log.mark_synced(handle);
@@ -264,6 +279,10 @@ impl Partition {
 
     pub(crate) fn log(&self) -> &Log {
         &self.log
+    }
+
+    pub(crate) fn log_mut(&mut self) -> &mut Log {
+        &mut self.log
     }
 
     pub(crate) fn sync(&mut self) -> Result<(), SyncError> {

@@ -220,11 +220,12 @@ impl Shard {
     }
 
     /// Periodic work on this shard's logs: fsyncs that `flush.ms` or `flush.messages`
-    /// ask for, and (when `retention` is set) segment rolls and retention.
+    /// ask for, and (when `retention` is set) segment rolls, retention and compaction.
     fn housekeeping(&self, now_ms: i64, retention: bool) {
         for partition in self.all_partitions() {
             if retention {
                 partition.borrow_mut().enforce_retention(now_ms);
+                crate::compaction::maybe_start(&partition, now_ms);
             }
             let due = partition.borrow().flush_due(now_ms);
             if due {
