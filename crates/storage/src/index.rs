@@ -136,6 +136,39 @@ pub(crate) enum IndexBytes {
     Mapped(Mmap),
 }
 
+/// A sealed segment's `.log` file mapped read-only, shared by the reads that return
+/// slices of it (a fetch's bytes point straight into the page cache).
+#[derive(Debug)]
+pub(crate) struct MappedLog(Mmap);
+
+impl AsRef<[u8]> for MappedLog {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl MappedLog {
+    /// Maps a sealed segment's `.log` file read-only; `None` for an empty file. The
+    /// caller promises the file is sealed: never written or truncated again while a
+    /// mapping lives (see `UNSAFE.md`).
+    #[allow(unsafe_code)]
+    pub(crate) fn map(file: &File, path: &Path) -> Result<Option<Self>, IoFailure> {
+        let len = file
+            .metadata()
+            .map_err(|e| IoFailure::new(IoOp::Metadata, path, e))?
+            .len();
+        if len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the mapped bytes could only change or fault if the file were written
+        // or truncated while mapped. Only sealed segments are mapped, a sealed `.log` is
+        // never written again, and it is removed by unlink or replaced by rename (both
+        // keep the mapped inode intact); see UNSAFE.md.
+        let map = unsafe { Mmap::map(file) }.map_err(|e| IoFailure::new(IoOp::Map, path, e))?;
+        Ok(Some(Self(map)))
+    }
+}
+
 impl Default for IndexBytes {
     fn default() -> Self {
         Self::Memory(Vec::new())

@@ -14,6 +14,15 @@ use crate::index::{self, IndexBytes, OffsetEntry, TimeEntry, lookup_offset, look
 use crate::scan::{BatchScanner, ScanError, ScannedBatch};
 use crate::segment_file::SegmentFile;
 
+/// An owner for `Bytes::from_owner`: keeps the mapping alive while any slice of it is.
+struct SharedMapping(Arc<index::MappedLog>);
+
+impl AsRef<[u8]> for SharedMapping {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().as_ref()
+    }
+}
+
 /// `max_timestamp` of a segment that holds no batch yet.
 pub(crate) const NO_TIMESTAMP_YET: i64 = i64::MIN;
 
@@ -73,6 +82,9 @@ pub(crate) struct Segment {
     /// caller's clock via `Log::roll_if_due`, or the file's mtime after a reopen);
     /// `segment.ms` counts from here. `None` until then.
     pub(crate) first_seen_ms: Option<i64>,
+    /// The `.log` file mapped for reads, once the segment is sealed and first read;
+    /// `Some(None)` when mapping failed (reads fall back to `pread`).
+    mapped: std::cell::OnceCell<Option<Arc<index::MappedLog>>>,
 }
 
 fn corrupt(path: &Path, position: u64, kind: CorruptionKind) -> ReadError {
@@ -240,6 +252,7 @@ impl Segment {
             file,
             index: SegmentIndex::empty(base_offset),
             first_seen_ms: None,
+            mapped: std::cell::OnceCell::new(),
         }
     }
 
@@ -250,6 +263,7 @@ impl Segment {
             file,
             index,
             first_seen_ms: None,
+            mapped: std::cell::OnceCell::new(),
         }
     }
 
@@ -376,6 +390,9 @@ impl Segment {
         min_one_batch: bool,
         index_interval_bytes: u32,
     ) -> Result<Option<SegmentRead>, ReadError> {
+        if let Some(mapped) = self.mapped_log() {
+            return self.read_mapped(mapped, offset, max_bytes, min_one_batch);
+        }
         let file_len = self.file.len();
         let (mut window_start, mut min_base) = self.indexed_position(offset);
         let window = (index_interval_bytes as usize)
@@ -451,6 +468,96 @@ impl Segment {
                 next_offset,
             }));
         }
+    }
+
+    /// The mapping of a sealed segment's `.log` (made on first use), `None` for the
+    /// active segment or when mapping failed. Sealed means the time index is mapped: a
+    /// segment's indexes are mapped exactly when it is sealed.
+    fn mapped_log(&self) -> Option<&Arc<index::MappedLog>> {
+        if !matches!(self.index.times, IndexBytes::Mapped(_)) {
+            return None;
+        }
+        self.mapped
+            .get_or_init(|| {
+                index::MappedLog::map(self.file.shared().as_ref(), self.path())
+                    .ok()
+                    .flatten()
+                    .map(Arc::new)
+            })
+            .as_ref()
+    }
+
+    /// [`read`](Self::read) over the mapped file of a sealed segment: the returned bytes
+    /// are a slice of the mapping, with no copy. Measured faster than `pread`
+    /// (`benches/read_path.rs`).
+    fn read_mapped(
+        &self,
+        mapped: &Arc<index::MappedLog>,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Option<SegmentRead>, ReadError> {
+        let data: &[u8] = mapped.as_ref().as_ref();
+        let len = usize::try_from(self.file.len())
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let (position, mut min_base) = self.indexed_position(offset);
+        let mut at = usize::try_from(position).unwrap_or(usize::MAX);
+        let first = loop {
+            if at >= len {
+                return Ok(None);
+            }
+            let head = data
+                .get(at..at.saturating_add(BATCH_HEADER_LEN))
+                .unwrap_or(&[]);
+            let header = self.check_header(head, at as u64, min_base)?;
+            if header.last_offset() >= offset {
+                break header;
+            }
+            min_base = header.last_offset().saturating_add(1);
+            at = at.saturating_add(header.total_len());
+        };
+        let first_at = at;
+        let first_len = first.total_len();
+        if first_len > max_bytes && !min_one_batch {
+            return Ok(Some(SegmentRead {
+                bytes: Bytes::new(),
+                base_offset: offset,
+                next_offset: offset,
+            }));
+        }
+        let mut end = first_at.saturating_add(first_len);
+        let mut next_offset = first.last_offset().saturating_add(1);
+        while end < len {
+            let Some(head) = data.get(end..end.saturating_add(BATCH_HEADER_LEN)) else {
+                break;
+            };
+            let header = self.check_header(head, end as u64, next_offset)?;
+            let new_end = end.saturating_add(header.total_len());
+            if new_end.saturating_sub(first_at) > max_bytes || new_end > len {
+                break;
+            }
+            end = new_end;
+            next_offset = header.last_offset().saturating_add(1);
+        }
+        if end > len {
+            // check_header bounds every batch by the file length; the mapping covers
+            // the whole sealed file, so this only guards Bytes::slice.
+            return Err(corrupt(
+                self.path(),
+                first_at as u64,
+                CorruptionKind::PastEnd {
+                    batch_len: (end - first_at) as u64,
+                    available: (len.saturating_sub(first_at)) as u64,
+                },
+            ));
+        }
+        let bytes = Bytes::from_owner(SharedMapping(mapped.clone())).slice(first_at..end);
+        Ok(Some(SegmentRead {
+            bytes,
+            base_offset: first.base_offset,
+            next_offset,
+        }))
     }
 
     /// Parses a header met on the read path and checks it against the file: these
