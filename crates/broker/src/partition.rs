@@ -195,6 +195,9 @@ impl Partition {
 
     /// Applies a changed topic config to the live partition.
     pub(crate) fn set_config(&mut self, config: TopicConfig) {
+        if let Err(error) = self.log.set_config(log_config(&config)) {
+            warn!(topic = %self.topic, partition = self.index, %error, "segment settings not applied");
+        }
         self.config = config;
     }
 

@@ -391,6 +391,19 @@ impl Log {
         &self.config
     }
 
+    /// Applies changed settings (a topic's `segment.bytes`, `index.interval.bytes`,
+    /// `segment.index.bytes` altered at run time). They take effect from the next append:
+    /// the active segment rolls by the new size, existing segments are left as they are.
+    ///
+    /// # Errors
+    /// [`ConfigError`](crate::ConfigError) when the new config is unusable; the old one
+    /// stays.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), crate::ConfigError> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     /// First offset in the log: the base offset of the oldest segment, or higher after
     /// [`delete_records`](Self::delete_records) (it may then fall inside a batch).
     pub fn log_start_offset(&self) -> i64 {

@@ -270,3 +270,35 @@ fn invalid_config_is_rejected() {
         Err(sluice_storage::OpenError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn a_smaller_segment_size_applies_from_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    for _ in 0..4 {
+        append(&mut log, 10, 100, 1_000, 1);
+    }
+    assert_eq!(log.segment_count(), 1);
+    let config = LogConfig {
+        segment_bytes: 6_000,
+        ..LogConfig::default()
+    };
+    log.set_config(config).unwrap();
+    for _ in 0..4 {
+        append(&mut log, 10, 1_000, 1_000, 2);
+    }
+    assert!(
+        log.segment_count() > 2,
+        "rolled by the new size: {}",
+        log.segment_count()
+    );
+    assert!(
+        log.set_config(LogConfig {
+            segment_bytes: 0,
+            ..LogConfig::default()
+        })
+        .is_err(),
+        "an unusable config is refused"
+    );
+    assert_eq!(log.config().segment_bytes, 6_000);
+}
