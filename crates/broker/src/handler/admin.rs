@@ -142,25 +142,36 @@ pub(super) async fn create_topic(
     node.meta
         .store_topic(&topic.name, topic.id, plan.partitions, &topic.config)
         .map_err(|e| storage_error(&e))?;
-    for shard in 0..shards {
-        if !topic.partitions.iter().any(|p| p.shard == shard) {
-            continue;
-        }
-        let for_shard = topic.clone();
-        let opened = node
-            .on_shard(&ctx.shard, shard, move |s| async move {
-                s.open_partitions_of(&for_shard).map_err(|e| e.to_string())
-            })
-            .await;
-        match opened {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(storage_error(&e)),
-            Err(e) => return Err(storage_error(&e)),
-        }
-    }
+    let owners: Vec<usize> = topic.partitions.iter().map(|p| p.shard).collect();
+    open_on_shards(ctx, &topic, owners)
+        .await
+        .map_err(|e| storage_error(&e.message))?;
     node.catalog_mut().insert(topic.clone());
     info!(topic = %topic.name, partitions = plan.partitions, "topic created");
     Ok(topic)
+}
+
+/// Opens the partitions of `topic` not opened yet on each of `shards` (duplicates are
+/// fine).
+async fn open_on_shards(
+    ctx: &RequestContext,
+    topic: &Arc<Topic>,
+    mut shards: Vec<usize>,
+) -> Result<(), AdminError> {
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        let for_shard = topic.clone();
+        let opened = ctx
+            .node()
+            .on_shard(&ctx.shard, shard, move |s| async move {
+                s.open_partitions_of(&for_shard).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|gone| Err(gone.to_string()));
+        opened.map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e))?;
+    }
+    Ok(())
 }
 
 /// Deletes a topic: unpublished and forgotten first, then its logs removed.
@@ -305,30 +316,13 @@ pub(super) async fn add_partitions(
     node.meta
         .store_topic(&updated.name, updated.id, count, &updated.config)
         .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-    let mut owners: Vec<usize> = updated.partitions[usize::try_from(existing).unwrap_or(0)..]
+    let new_owners = updated
+        .partitions
         .iter()
+        .skip(usize::try_from(existing).unwrap_or(0))
         .map(|p| p.shard)
         .collect();
-    owners.sort_unstable();
-    owners.dedup();
-    for shard in owners {
-        let topic = updated.clone();
-        let opened = node
-            .on_shard(&ctx.shard, shard, move |s| async move {
-                s.open_partitions_of(&topic).map_err(|e| e.to_string())
-            })
-            .await;
-        match opened {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(AdminError::new(ResponseError::KafkaStorageError, e)),
-            Err(e) => {
-                return Err(AdminError::new(
-                    ResponseError::KafkaStorageError,
-                    e.to_string(),
-                ));
-            }
-        }
-    }
+    open_on_shards(ctx, &updated, new_owners).await?;
     node.catalog_mut().insert(updated);
     info!(topic = %name, from = existing, to = count, "partitions added");
     Ok(())
