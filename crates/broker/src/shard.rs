@@ -328,6 +328,7 @@ async fn shard_main(start: ShardStart) {
         uring,
         ready,
     } = start;
+    crate::flush::set_uring_runtime(uring);
     let shard = Rc::new(Shard {
         id,
         node: node.clone(),

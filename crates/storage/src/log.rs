@@ -165,6 +165,23 @@ impl SyncHandle {
             };
             result.map_err(|e| IoFailure::new(IoOp::Sync, &p.path, e))?;
         }
+        self.finish()
+    }
+
+    /// The files [`run`](Self::run) syncs, in order, each with whether it is a
+    /// directory (`fsync`) rather than a file (`fdatasync`): for callers that issue the
+    /// syncs themselves (through io_uring), then call [`finish`](Self::finish).
+    pub fn files(&self) -> impl Iterator<Item = (&Arc<File>, bool)> + '_ {
+        self.files.iter().map(|p| (&p.file, p.is_dir))
+    }
+
+    /// The rest of [`run`](Self::run) once every file of [`files`](Self::files) is
+    /// synced: moves the recovery point checkpoint when this sync covers a new segment
+    /// (rare: at most once per segment; blocking).
+    ///
+    /// # Errors
+    /// [`SyncError::Io`] when the checkpoint cannot be written.
+    pub fn finish(&self) -> Result<(), SyncError> {
         if let Some(c) = &self.checkpoint {
             checkpoint::write(
                 &c.dir,
@@ -175,6 +192,11 @@ impl SyncHandle {
             )?;
         }
         Ok(())
+    }
+
+    /// Whether [`finish`](Self::finish) has a checkpoint to write.
+    pub fn has_checkpoint(&self) -> bool {
+        self.checkpoint.is_some()
     }
 }
 
