@@ -449,18 +449,8 @@ impl Segment {
                     next_offset: first.last_offset().saturating_add(1),
                 }));
             }
-            let mut end = first_at.saturating_add(first_len);
-            let mut next_offset = first.last_offset().saturating_add(1);
-            while let Some(head) = buf.get(end..end.saturating_add(BATCH_HEADER_LEN)) {
-                let position = window_start.saturating_add(end as u64);
-                let header = self.check_header(head, position, next_offset)?;
-                let new_end = end.saturating_add(header.total_len());
-                if new_end.saturating_sub(first_at) > max_bytes || new_end > buf.len() {
-                    break;
-                }
-                end = new_end;
-                next_offset = header.last_offset().saturating_add(1);
-            }
+            let (end, next_offset) =
+                self.take_batches(&buf, window_start, first_at, &first, max_bytes)?;
             let bytes = Bytes::from(buf).slice(first_at..end);
             return Ok(Some(SegmentRead {
                 bytes,
@@ -526,20 +516,8 @@ impl Segment {
                 next_offset: offset,
             }));
         }
-        let mut end = first_at.saturating_add(first_len);
-        let mut next_offset = first.last_offset().saturating_add(1);
-        while end < len {
-            let Some(head) = data.get(end..end.saturating_add(BATCH_HEADER_LEN)) else {
-                break;
-            };
-            let header = self.check_header(head, end as u64, next_offset)?;
-            let new_end = end.saturating_add(header.total_len());
-            if new_end.saturating_sub(first_at) > max_bytes || new_end > len {
-                break;
-            }
-            end = new_end;
-            next_offset = header.last_offset().saturating_add(1);
-        }
+        let data = data.get(..len).unwrap_or(data);
+        let (end, next_offset) = self.take_batches(data, 0, first_at, &first, max_bytes)?;
         if end > len {
             // check_header bounds every batch by the file length; the mapping covers
             // the whole sealed file, so this only guards Bytes::slice.
@@ -558,6 +536,33 @@ impl Segment {
             base_offset: first.base_offset,
             next_offset,
         }))
+    }
+
+    /// From the first batch at `first_at` of `data` (file bytes starting at file
+    /// position `data_position`), takes whole batches while they stay within
+    /// `max_bytes` and within `data`; returns the end index in `data` and the offset
+    /// after the last batch taken. Shared by the pread and the mapped read paths.
+    fn take_batches(
+        &self,
+        data: &[u8],
+        data_position: u64,
+        first_at: usize,
+        first: &BatchHeader,
+        max_bytes: usize,
+    ) -> Result<(usize, i64), ReadError> {
+        let mut end = first_at.saturating_add(first.total_len());
+        let mut next_offset = first.last_offset().saturating_add(1);
+        while let Some(head) = data.get(end..end.saturating_add(BATCH_HEADER_LEN)) {
+            let position = data_position.saturating_add(end as u64);
+            let header = self.check_header(head, position, next_offset)?;
+            let new_end = end.saturating_add(header.total_len());
+            if new_end.saturating_sub(first_at) > max_bytes || new_end > data.len() {
+                break;
+            }
+            end = new_end;
+            next_offset = header.last_offset().saturating_add(1);
+        }
+        Ok((end, next_offset))
     }
 
     /// Parses a header met on the read path and checks it against the file: these
