@@ -194,8 +194,13 @@ mod tests {
         for i in 0..records {
             builder.push(None, Some(format!("v{i}").as_bytes()), &[], 1_000);
         }
+        valid(builder.build())
+    }
+
+    fn valid(bytes: bytes::Bytes) -> ValidBatch {
         ValidBatch {
-            bytes: builder.build(),
+            header: sluice_protocol::record::BatchHeader::parse(&bytes).unwrap(),
+            bytes,
             max_timestamp: 1_000,
         }
     }
@@ -242,10 +247,7 @@ mod tests {
                 let big = {
                     let mut builder = RecordBatchBuilder::new(Compression::None);
                     builder.push(None, Some(&[1u8; 600_000]), &[], 1_000);
-                    ValidBatch {
-                        bytes: builder.build(),
-                        max_timestamp: 1_000,
-                    }
+                    valid(builder.build())
                 };
                 p.borrow_mut().append(&[big], 1_000).unwrap();
             }

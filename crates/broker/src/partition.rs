@@ -21,6 +21,9 @@ pub(crate) struct ValidBatch {
     pub(crate) bytes: Bytes,
     /// Largest record timestamp in it.
     pub(crate) max_timestamp: i64,
+    /// Its header as validation parsed it (before any recompression, which keeps the
+    /// producer fields and record count this is read for).
+    pub(crate) header: record::BatchHeader,
 }
 
 /// Result of appending one produce request's batches to a partition.
@@ -136,18 +139,15 @@ impl Partition {
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let mut base_offset = None;
         for batch in batches {
-            // Validated before it got here, so the header parses.
-            if let Ok(header) = record::BatchHeader::parse(&batch.bytes) {
-                match self.producers.check(&header) {
-                    Decision::Append => {}
-                    Decision::Duplicate {
-                        base_offset: original,
-                    } => {
-                        base_offset.get_or_insert(original);
-                        continue;
-                    }
-                    Decision::Reject(error) => return Err(AppendFailure::Rejected(error)),
+            match self.producers.check(&batch.header) {
+                Decision::Append => {}
+                Decision::Duplicate {
+                    base_offset: original,
+                } => {
+                    base_offset.get_or_insert(original);
+                    continue;
                 }
+                Decision::Reject(error) => return Err(AppendFailure::Rejected(error)),
             }
             let info = if log_append_time {
                 // The append time changes CRC-covered bytes: rewrite a copy.
@@ -166,12 +166,10 @@ impl Partition {
                 self.log
                     .append_parts(&mut head, tail, batch.max_timestamp)?
             };
-            if let Ok(header) = record::BatchHeader::parse(&batch.bytes) {
-                self.producers.record(&header, info.base_offset);
-                self.unflushed_records = self
-                    .unflushed_records
-                    .saturating_add(i64::from(header.record_count));
-            }
+            self.producers.record(&batch.header, info.base_offset);
+            self.unflushed_records = self
+                .unflushed_records
+                .saturating_add(i64::from(batch.header.record_count));
             self.unflushed_since_ms.get_or_insert(now_ms);
             base_offset.get_or_insert(info.base_offset);
         }

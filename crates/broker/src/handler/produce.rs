@@ -101,6 +101,7 @@ fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<Vali
         batches.push(ValidBatch {
             bytes: batch,
             max_timestamp: summary.max_timestamp,
+            header: summary.header,
         });
     }
     Ok(batches)
