@@ -11,12 +11,20 @@ use super::admin::{self, AdminError};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{RequestContext, str_bytes};
 
-/// Refusal for dynamic broker configs, shared with IncrementalAlterConfigs.
-pub(super) fn broker_configs_unsupported() -> AdminError {
-    AdminError::new(
-        ResponseError::InvalidRequest,
-        "Broker configs are static in Sluice: set them in the node config file",
-    )
+/// The refusal for a resource that is not a topic, shared with IncrementalAlterConfigs:
+/// broker configs are static here, other types are not configurable.
+pub(super) fn non_topic_resource(resource_type: i8) -> AdminError {
+    if resource_type == RESOURCE_BROKER {
+        AdminError::new(
+            ResponseError::InvalidRequest,
+            "Broker configs are static in Sluice: set them in the node config file",
+        )
+    } else {
+        AdminError::new(
+            ResponseError::InvalidRequest,
+            format!("Unsupported resource type {resource_type}"),
+        )
+    }
 }
 
 pub(super) async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -57,11 +65,7 @@ pub(super) async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> Al
                     }
                 }
             }
-            RESOURCE_BROKER => Err(broker_configs_unsupported()),
-            other => Err(AdminError::new(
-                ResponseError::InvalidRequest,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(non_topic_resource(other)),
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)

@@ -9,8 +9,8 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use sluice_protocol::{ResponseError, kafka_protocol};
 
 use super::admin::{self, AdminError};
-use super::alter_configs::broker_configs_unsupported;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::alter_configs::non_topic_resource;
+use super::describe_configs::RESOURCE_TOPIC;
 use super::{RequestContext, str_bytes};
 use crate::topic_config::{is_list_config, validate_config};
 
@@ -135,11 +135,7 @@ pub(super) async fn handle(
                 }
                 Err(e) => Err(e),
             },
-            RESOURCE_BROKER => Err(broker_configs_unsupported()),
-            other => Err(AdminError::new(
-                ResponseError::InvalidRequest,
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(non_topic_resource(other)),
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
