@@ -298,7 +298,9 @@ pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), IoFailure> {
     for entry in entries {
         let entry = entry.map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
         let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.ends_with(CLEANED_SUFFIX)) {
+        if name.to_str().is_some_and(|n| {
+            n.ends_with(CLEANED_SUFFIX) || n.ends_with(crate::log::TRUNCATED_SUFFIX)
+        }) {
             let path = entry.path();
             tracing::info!(path = %path.display(), "removing leftover cleaned segment");
             match fs::remove_file(&path) {

@@ -346,6 +346,47 @@ impl From<IoFailure> for RetentionError {
     }
 }
 
+/// Failure of [`Log::truncate_to`](crate::Log::truncate_to).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TruncateError {
+    /// The cut would fall below the log start offset: the batch holding `requested`
+    /// starts below it, or `requested` itself does. Nothing changed.
+    #[error("cannot truncate to {requested}: below the log start offset {log_start_offset}")]
+    BelowLogStart {
+        /// Offset asked for.
+        requested: i64,
+        /// First offset in the log.
+        log_start_offset: i64,
+    },
+    /// Reading the segment to find the cut failed (I/O or a corrupt batch). Nothing
+    /// changed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A file-system operation failed. Segments above the cut already removed stay
+    /// removed (the log is then a longer prefix than asked for, still valid).
+    #[error("cannot {op} {path}: {source}", path = .path.display())]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<IoFailure> for TruncateError {
+    fn from(e: IoFailure) -> Self {
+        Self::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Any storage error, for callers that do not distinguish operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -368,6 +409,9 @@ pub enum Error {
     /// See [`RetentionError`].
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// See [`TruncateError`].
+    #[error(transparent)]
+    Truncate(#[from] TruncateError),
     /// See [`CleanError`](crate::CleanError).
     #[error(transparent)]
     Clean(#[from] crate::cleaner::CleanError),

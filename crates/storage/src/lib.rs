@@ -67,7 +67,7 @@ pub use cleaner::{CleanError, CleanPlan, CleanStats, CleanedSegments};
 pub use config::{ConfigError, LogConfig};
 pub use error::{
     AppendError, CorruptionKind, DeleteRecordsError, Error, IoOp, OpenError, ReadError, Result,
-    RetentionError, SyncError,
+    RetentionError, SyncError, TruncateError,
 };
 pub use log::{
     AppendInfo, BatchAt, BatchLocation, InstallOutcome, Log, ReadSlice, RetentionOutcome,

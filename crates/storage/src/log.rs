@@ -1,5 +1,9 @@
 //! [`Log`]: the segmented log of one partition.
 
+mod truncate;
+
+pub(crate) use truncate::TRUNCATED_SUFFIX;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -320,15 +320,18 @@ fn reads_taken_before_install_stay_valid() {
 }
 
 mod model {
-    //! Model-based test of compaction: random keyed appends (tombstones included),
-    //! rolls, reopens, compactions to convergence (small key maps too), cleans that
-    //! race appends and rolls, and crashes between clean and install, against the
-    //! list of every record appended.
+    //! Model-based test of the whole log at record level: random keyed appends
+    //! (tombstones included), rolls, syncs, reopens, compactions to convergence
+    //! (small key maps too), cleans that race appends and rolls, crashes between clean
+    //! and install, crashes that lose the unsynced tail, truncations of the tail,
+    //! DeleteRecords and retention by size, against the list of every record appended
+    //! and still in range.
     //!
-    //! Always: the log holds a subset of the appended records at their offsets, the
-    //! latest record of every key, everything in the active segment, and the same log
-    //! end. After a compaction to convergence the sealed part is exactly the latest
-    //! record per key among the records below the active segment.
+    //! Always: the log holds a subset of the model's records at their offsets, the
+    //! latest record of every key, everything in the active segment, and the model's
+    //! log start and end. After a compaction to convergence the sealed part is exactly
+    //! the latest record per key among the records below the active segment. After a
+    //! crash the log is a prefix holding everything synced.
 
     use proptest::prelude::*;
 
@@ -353,6 +356,22 @@ mod model {
         Reopen {
             clean: bool,
         },
+        Sync,
+        /// Drop the log unclosed and cut the last segment file somewhere after what
+        /// was synced.
+        CrashLosingTail {
+            cut_at: f64,
+        },
+        /// Truncate at a point between the cleaner offset and the log end.
+        Truncate {
+            at: f64,
+        },
+        DeleteRecords {
+            at: f64,
+        },
+        RetainBytes {
+            fraction: f64,
+        },
     }
 
     fn records() -> impl Strategy<Value = Vec<(u32, bool)>> {
@@ -369,6 +388,11 @@ mod model {
                 .prop_map(|(cap, appends, roll)| Op::CleanRacingAppends { cap, appends, roll }),
             1 => Just(Op::CrashMidClean),
             1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+            1 => Just(Op::Sync),
+            1 => (0.0f64..=1.0).prop_map(|cut_at| Op::CrashLosingTail { cut_at }),
+            1 => (0.0f64..=1.0).prop_map(|at| Op::Truncate { at }),
+            1 => (0.0f64..=1.0).prop_map(|at| Op::DeleteRecords { at }),
+            1 => (0.0f64..=1.0).prop_map(|fraction| Op::RetainBytes { fraction }),
         ]
     }
 
@@ -378,6 +402,12 @@ mod model {
     struct Model {
         records: Vec<Kv>,
         next_value: u64,
+        log_start: i64,
+        log_end: i64,
+        /// Offsets below this were synced.
+        synced: i64,
+        /// The active segment's base and file length at the last sync.
+        synced_tail: (i64, u64),
     }
 
     impl Model {
@@ -392,6 +422,7 @@ mod model {
                 })
                 .collect();
             append_kv(log, codec, &recs, NOW - 10_000);
+            self.log_end = log.log_end_offset();
             for (i, (k, v)) in recs.into_iter().enumerate() {
                 self.records.push((
                     base + i as i64,
@@ -401,10 +432,35 @@ mod model {
             }
         }
 
+        /// Forgets the records at and above `log_end`.
+        fn truncate(&mut self, log_end: i64) {
+            self.records.retain(|r| r.0 < log_end);
+            self.log_end = log_end;
+            self.synced = self.synced.min(log_end);
+        }
+
+        /// Forgets the records below `log_start`.
+        fn advance_start(&mut self, log_start: i64) {
+            self.records.retain(|r| r.0 >= log_start);
+            self.log_start = log_start;
+        }
+
+        /// Forgets the records compaction removed, so that a compacted segment made
+        /// active again by a truncation is expected to hold only what it holds.
+        fn forget_compacted(&mut self, log: &Log) {
+            let (got, _) = read_all(log);
+            let present: std::collections::BTreeSet<i64> = got.iter().map(|r| r.0).collect();
+            let cleaned = log.cleaned_up_to();
+            self.records
+                .retain(|r| r.0 >= cleaned || present.contains(&r.0));
+        }
+
         fn check(&self, log: &Log, converged: bool) {
-            let leo = self.records.last().map_or(0, |r| r.0 + 1);
-            assert_eq!(log.log_end_offset(), leo);
-            let (got, ranges) = read_all(log);
+            assert_eq!(log.log_end_offset(), self.log_end);
+            assert_eq!(log.log_start_offset(), self.log_start);
+            let (mut got, ranges) = read_all(log);
+            // A read returns the batch holding the log start whole.
+            got.retain(|r| r.0 >= self.log_start);
             let active = log.segment_base_offsets().last().unwrap();
             let all: BTreeMap<i64, &Kv> = self.records.iter().map(|r| (r.0, r)).collect();
             for r in &got {
@@ -415,8 +471,11 @@ mod model {
             for r in &self.records {
                 latest.insert(&r.1, r.0);
             }
+            // Compaction removes records below the cleaner offset only; a truncation
+            // can make a compacted segment the active one again.
+            let untouched_from = active.max(log.cleaned_up_to());
             for r in &must {
-                if r.0 >= active || latest.get(&r.1) == Some(&r.0) {
+                if r.0 >= untouched_from || latest.get(&r.1) == Some(&r.0) {
                     assert!(got.contains(r), "missing {r:?}");
                 }
             }
@@ -437,6 +496,10 @@ mod model {
         let mut model = Model {
             records: Vec::new(),
             next_value: 0,
+            log_start: 0,
+            log_end: 0,
+            synced: 0,
+            synced_tail: (0, 0),
         };
         for op in ops {
             let mut converged = false;
@@ -474,9 +537,98 @@ mod model {
                     }
                     log = Log::open(tmp.path(), config).unwrap();
                 }
+                Op::Sync => {
+                    log.sync().unwrap();
+                    model.synced = model.log_end;
+                    let active = log.segment_base_offsets().last().unwrap();
+                    model.synced_tail = (active, segment_len(tmp.path(), active));
+                }
+                Op::CrashLosingTail { cut_at } => {
+                    let active = log.segment_base_offsets().last().unwrap();
+                    drop(log);
+                    let len = segment_len(tmp.path(), active);
+                    let keep = if model.synced_tail.0 == active {
+                        model.synced_tail.1
+                    } else {
+                        0
+                    }
+                    .min(len);
+                    let cut = keep + ((len - keep) as f64 * cut_at) as u64;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(tmp.path().join(format!("{active:020}.log")))
+                        .unwrap()
+                        .set_len(cut)
+                        .unwrap();
+                    log = Log::open(tmp.path(), config).unwrap();
+                    let end = log.log_end_offset();
+                    assert!(end >= model.synced, "synced records lost: {end}");
+                    assert!(end <= model.log_end);
+                    model.truncate(end);
+                    if model.log_start > end {
+                        // The log restarts empty at its (durable) log start.
+                        model.truncate(model.log_start);
+                    }
+                }
+                Op::Truncate { at } => {
+                    let floor = log.cleaned_up_to().max(log.log_start_offset());
+                    let offset = floor + ((model.log_end - floor) as f64 * at) as i64;
+                    let (_, ranges) = read_all(&log);
+                    let want = ranges
+                        .iter()
+                        .find(|(_, last)| *last >= offset)
+                        .map_or(model.log_end, |(base, _)| *base);
+                    if want < floor {
+                        // The batch straddles the cleaner offset: records of it may
+                        // have made older ones obsolete. Replicas only truncate above
+                        // what compaction may touch.
+                        model.check(&log, false);
+                        continue;
+                    }
+                    match log.truncate_to(offset) {
+                        Ok(end) => {
+                            assert_eq!(end, want);
+                            model.truncate(end);
+                            let active = log.segment_base_offsets().last().unwrap();
+                            if active != model.synced_tail.0 {
+                                // A sealed segment became the active one: where its
+                                // synced part ends is known only if all of it is.
+                                if model.synced >= end {
+                                    model.synced_tail = (active, segment_len(tmp.path(), active));
+                                } else {
+                                    model.synced_tail = (active, 0);
+                                    model.synced = model.synced.min(active);
+                                }
+                            }
+                        }
+                        Err(sluice_storage::TruncateError::BelowLogStart { .. }) => {
+                            assert!(want < model.log_start);
+                        }
+                        Err(e) => panic!("truncate: {e}"),
+                    }
+                }
+                Op::DeleteRecords { at } => {
+                    let target =
+                        model.log_start + ((model.log_end - model.log_start) as f64 * at) as i64;
+                    assert_eq!(log.delete_records(target).unwrap(), target);
+                    model.advance_start(target);
+                }
+                Op::RetainBytes { fraction } => {
+                    let limit = (log.size_bytes() as f64 * fraction) as i64;
+                    let out = log.enforce_retention(NOW, -1, limit).unwrap();
+                    assert!(log.size_bytes() as i64 >= limit.min(log.size_bytes() as i64));
+                    model.advance_start(out.log_start_offset);
+                }
             }
             model.check(&log, converged);
+            model.forget_compacted(&log);
         }
+    }
+
+    fn segment_len(dir: &Path, base: i64) -> u64 {
+        std::fs::metadata(dir.join(format!("{base:020}.log")))
+            .unwrap()
+            .len()
     }
 
     proptest! {

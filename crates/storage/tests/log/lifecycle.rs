@@ -312,3 +312,80 @@ fn unclean_shutdown_scans_sealed_segments_from_the_recovery_point() {
     assert!(!tmp.path().join(".clean_shutdown").exists());
     assert_reads_match(&log, &model);
 }
+
+#[test]
+fn truncate_into_a_sealed_segment_keeps_held_reads_and_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = Log::open(tmp.path(), small_config()).unwrap();
+    let model = append_varied(&mut log, 60);
+    let segs = bases(&log);
+    assert!(segs.len() > 4);
+    // A read of the third segment (sealed, so served from its mapping) held across
+    // the truncation that cuts into it.
+    let held = log.read(segs[2], 1 << 20, true).unwrap();
+    let held_copy = held.bytes.to_vec();
+    // Inside a multi-record batch of the third segment: the whole batch goes.
+    let victim = model
+        .iter()
+        .find(|b| b.base > segs[2] && b.last > b.base && b.last < segs[3])
+        .unwrap();
+    let end = log.truncate_to(victim.base + 1).unwrap();
+    assert_eq!(end, victim.base);
+    assert_eq!(log.log_end_offset(), victim.base);
+    assert_eq!(bases(&log), segs[..3].to_vec());
+    assert_eq!(&held.bytes[..], &held_copy[..]);
+    let kept: Vec<Appended> = model.iter().filter(|b| b.base < end).cloned().collect();
+    assert_reads_match(&log, &kept);
+    assert!(log.synced_offset() <= end);
+
+    // Appends continue at the new end, in the segment that became active.
+    let next = append(&mut log, 2, 10, 5000, 7);
+    assert_eq!(next.base, end);
+    assert_eq!(next.segment_base, segs[2]);
+    let mut kept = kept;
+    kept.push(next);
+    assert_reads_match(&log, &kept);
+
+    // Unclean and clean reopens keep exactly that.
+    drop(log);
+    let log = Log::open(tmp.path(), small_config()).unwrap();
+    assert_reads_match(&log, &kept);
+    log.close().unwrap();
+    let log = Log::open(tmp.path(), small_config()).unwrap();
+    assert_reads_match(&log, &kept);
+    assert!(fs::read_dir(tmp.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".truncated")
+    }));
+}
+
+#[test]
+fn truncate_at_and_past_the_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = Log::open(tmp.path(), small_config()).unwrap();
+    let model = append_varied(&mut log, 20);
+    let leo = log.log_end_offset();
+    assert_eq!(log.truncate_to(leo + 5).unwrap(), leo);
+    assert_eq!(log.truncate_to(leo).unwrap(), leo);
+    // At a batch boundary in the active segment: exactly there.
+    let last = model.last().unwrap();
+    assert_eq!(log.truncate_to(last.base).unwrap(), last.base);
+    assert_eq!(log.log_end_offset(), last.base);
+    // Below the log start: refused, nothing changes.
+    let second = &model[1];
+    log.delete_records(second.base + 1).unwrap();
+    let err = log.truncate_to(second.base).unwrap_err();
+    assert!(
+        matches!(err, sluice_storage::TruncateError::BelowLogStart { .. }),
+        "{err}"
+    );
+    // The batch holding the log start would go: refused too.
+    assert!(log.truncate_to(second.base + 1).is_err());
+    assert_eq!(log.log_end_offset(), last.base);
+    // To the first batch boundary above the start: only the straddling batch stays.
+    let third = &model[2];
+    assert_eq!(log.truncate_to(third.base).unwrap(), third.base);
+    assert_eq!(log.log_start_offset(), second.base + 1);
+}

@@ -1,5 +1,5 @@
 //! Model-based test: random appends, reads, rolls, syncs, reopens, crashes,
-//! DeleteRecords, retention and `segment.ms` rolls against a `Vec` of the batches still
+//! DeleteRecords, retention, `segment.ms` rolls and truncations against a `Vec` of the batches still
 //! on disk plus the model's log start, log end and synced offsets.
 //!
 //! A crash drops the log without closing it and either cuts the last segment file at
@@ -57,6 +57,9 @@ enum Op {
     RollIfDue {
         segment_ms: i64,
     },
+    Truncate {
+        at: f64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -80,6 +83,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(retention_ms, retention_bytes)| Op::Retention { retention_ms, retention_bytes }),
         1 => prop_oneof![Just(-1i64), 0i64..3000]
             .prop_map(|segment_ms| Op::RollIfDue { segment_ms }),
+        1 => (-0.1f64..1.1).prop_map(|at| Op::Truncate { at }),
     ]
 }
 
@@ -442,6 +446,34 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                     want,
                     "step {step}"
                 );
+            }
+            Op::Truncate { at } => {
+                let offset = m.log_start + (((m.log_end - m.log_start) as f64) * at) as i64;
+                let want = m
+                    .batches
+                    .iter()
+                    .find(|b| b.last >= offset)
+                    .map_or(m.log_end.max(offset), |b| b.base);
+                match l.truncate_to(offset) {
+                    Ok(end) => {
+                        assert_eq!(end, want.min(m.log_end), "step {step}");
+                        m.batches.retain(|b| b.base < end);
+                        if end == m.log_start {
+                            // Nothing readable is left: as DeleteRecords to the log end,
+                            // the log rolls and drops every batch.
+                            m.batches.clear();
+                        }
+                        m.log_end = end;
+                        m.synced = m.synced.min(end);
+                        if m.active_is_empty() {
+                            m.first_seen = None;
+                        }
+                    }
+                    Err(sluice_storage::TruncateError::BelowLogStart { .. }) => {
+                        assert!(offset < m.log_start || want < m.log_start, "step {step}");
+                    }
+                    Err(e) => panic!("step {step}: {e}"),
+                }
             }
         }
         let l = log.as_ref().unwrap();
