@@ -20,7 +20,7 @@ use crate::error::{
 };
 use crate::recovery;
 use crate::retention::{self, SegmentMeta};
-use crate::scan::{BatchScanner, ScanError};
+use crate::scan::{BatchScanner, ScanError, ScannedBatch};
 use crate::segment::{self, Segment};
 use crate::segment_file::SegmentFile;
 
@@ -787,16 +787,30 @@ impl Log {
     /// # Errors
     /// [`ReadError::Io`] or [`ReadError::Corrupt`].
     pub fn max_timestamp_batch(&self) -> Result<Option<BatchAt>, ReadError> {
-        let mut best: Option<&Segment> = None;
+        let mut best: Option<(&Segment, ScannedBatch)> = None;
         for s in self.segments.iter().filter(|s| !s.is_empty()) {
-            if best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
-                best = Some(s);
+            if best
+                .as_ref()
+                .is_some_and(|(_, b)| s.max_timestamp() <= b.header.max_timestamp)
+            {
+                continue;
+            }
+            let found = if s.base_offset < self.log_start {
+                // DeleteRecords may have cut into this segment: its recorded maximum
+                // can lie below the log start, so look at the batches still readable.
+                s.max_timestamp_batch_from(self.log_start)?
+            } else {
+                s.find_batch(s.offset_of_max_timestamp())?
+            };
+            if let Some(b) = found
+                && best
+                    .as_ref()
+                    .is_none_or(|(_, x)| b.header.max_timestamp > x.header.max_timestamp)
+            {
+                best = Some((s, b));
             }
         }
-        let Some(segment) = best else {
-            return Ok(None);
-        };
-        let Some(b) = segment.find_batch(segment.offset_of_max_timestamp())? else {
+        let Some((segment, b)) = best else {
             return Ok(None);
         };
         Ok(Some(BatchAt {

@@ -342,6 +342,30 @@ impl Segment {
         Ok(None)
     }
 
+    /// The first batch with the largest max timestamp among those that end at or
+    /// above `min_offset` (a full header walk from there).
+    pub(crate) fn max_timestamp_batch_from(
+        &self,
+        min_offset: i64,
+    ) -> Result<Option<ScannedBatch>, ReadError> {
+        let (position, min_base) = self.indexed_position(min_offset);
+        let mut scanner =
+            BatchScanner::new(&self.file, self.base_offset, position, min_base, false);
+        let mut best: Option<ScannedBatch> = None;
+        while let Some(batch) = scanner
+            .next_batch()
+            .map_err(|e| scan_to_read(self.path(), e))?
+        {
+            let better = best
+                .as_ref()
+                .is_none_or(|b| batch.header.max_timestamp > b.header.max_timestamp);
+            if batch.last_offset() >= min_offset && better {
+                best = Some(batch);
+            }
+        }
+        Ok(best)
+    }
+
     /// The first batch whose max timestamp is `>= timestamp`, skipping with the time
     /// index.
     /// Batches that end below `min_offset` (the log start) are skipped.

@@ -389,3 +389,21 @@ fn truncate_at_and_past_the_ends() {
     assert_eq!(log.truncate_to(third.base).unwrap(), third.base);
     assert_eq!(log.log_start_offset(), second.base + 1);
 }
+
+#[test]
+fn max_timestamp_ignores_batches_below_the_log_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = Log::open(tmp.path(), small_config()).unwrap();
+    let first = append(&mut log, 2, 10, 9000, 1);
+    let second = append(&mut log, 2, 10, 3000, 2);
+    let third = append(&mut log, 2, 10, 5000, 3);
+    assert_eq!(
+        log.max_timestamp_batch().unwrap().unwrap().base_offset,
+        first.base
+    );
+    log.delete_records(second.base).unwrap();
+    let got = log.max_timestamp_batch().unwrap().unwrap();
+    assert_eq!((got.base_offset, got.max_timestamp), (third.base, 5000));
+    log.delete_records(third.last + 1).unwrap();
+    assert!(log.max_timestamp_batch().unwrap().is_none());
+}
