@@ -39,8 +39,28 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod config;
+mod coordinator;
+mod effect;
+mod group;
+mod input;
+mod member_id;
+mod offsets;
 mod placement;
 pub mod record;
+mod subscription;
+mod timer;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{ConfigError, GroupConfig};
+pub use coordinator::{CoordinatorStatus, GroupCoordinator, LoadReport};
+pub use effect::{AppendToken, Effect, GroupResponse};
+pub use group::GroupState;
+pub use input::{
+    AppendFailed, GroupRequest, Input, OffsetFetchGroup, OffsetFetchTopic, RequestId,
+    offset_fetch_response,
+};
 pub use placement::{java_string_hash, partition_for_group};
 pub use record::OffsetsRecord;
