@@ -92,15 +92,14 @@ pub mod version {
     pub const OFFSET_DELETE: i16 = 0;
 }
 
-/// Settings for tests: no initial rebalance delay, short timeouts, the given seed.
+/// Settings for tests: no initial rebalance delay, sessions from 1 s to 60 s, new members
+/// wait 30 s at most, seed 1; offset retention as in Kafka.
 pub fn test_config() -> GroupConfig {
     GroupConfig {
         min_session_timeout: Duration::from_millis(1_000),
         max_session_timeout: Duration::from_millis(60_000),
         initial_rebalance_delay: Duration::ZERO,
         new_member_join_timeout: Duration::from_millis(30_000),
-        offsets_retention: Duration::from_millis(100_000),
-        offsets_retention_check_interval: Duration::from_millis(10_000),
         member_id_seed: 1,
         ..GroupConfig::default()
     }
