@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 declare -A allowed=(
     [sluice-protocol]=""
     [sluice-storage]="sluice-protocol"
+    [sluice-coordinator]="sluice-protocol"
     [sluice-client]="sluice-protocol"
     [sluice-broker]="sluice-protocol sluice-storage"
     [sluice]="sluice-broker sluice-client sluice-protocol"

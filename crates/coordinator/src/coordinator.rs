@@ -1,0 +1,706 @@
+//! The coordinator of one `__consumer_offsets` partition.
+//!
+//! ```text
+//!            Input::Request ──▶ per-API handler ──▶ group state changes
+//!                                   │                    │
+//!                                   │ answer now         │ records to persist
+//!                                   ▼                    ▼
+//!                          Effect::Respond        Effect::Append ──▶ broker appends
+//!                                   ▲                                  │
+//!   parked requests (JoinGroup,     │                                  ▼
+//!   SyncGroup, commits...) ─────────┴──── applied in append order ◀── Input::Appended
+//! ```
+//!
+//! Group state (membership, generation, rebalance progress) changes as requests arrive,
+//! as in Kafka. What is *durable* changes only when an append is reported durable, and
+//! appends are applied strictly in the order they were emitted (a later result waits for
+//! an earlier one), so the in-memory durable view always equals what a reload of the log
+//! would produce.
+
+mod delete_groups;
+mod describe;
+mod expiration;
+mod heartbeat;
+mod join;
+mod leave;
+mod load;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
+mod rebalance;
+mod shape;
+mod sync;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    DeleteGroupsResponse, GroupId, JoinGroupResponse, OffsetCommitResponse, OffsetDeleteResponse,
+    SyncGroupResponse,
+};
+use sluice_protocol::{ResponseError, kafka_protocol};
+
+pub use load::LoadReport;
+
+use crate::config::{ConfigError, GroupConfig, Limits};
+use crate::effect::{AppendToken, Effect, GroupResponse};
+use crate::group::{ClassicGroup, Parked, Protocol};
+use crate::input::{AppendFailed, GroupRequest, Input, OffsetFetchGroup, RequestId};
+use crate::member_id::MemberIdGenerator;
+use crate::offsets::OffsetStore;
+use crate::record::{CoordinatorRecord, OffsetsRecord, RecordKey, RecordValue};
+use crate::timer::{TimerAction, TimerKey, Timers};
+use shape::RequestShape;
+
+/// Where the coordinator is in its life as partition leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinatorStatus {
+    /// Created, waiting for [`Input::Loaded`]: requests get COORDINATOR_LOAD_IN_PROGRESS.
+    Loading,
+    /// Serving requests.
+    Active,
+    /// Leadership lost ([`Input::Unloaded`]): requests get NOT_COORDINATOR.
+    Unloaded,
+}
+
+/// Kafka's classic group coordinator for one `__consumer_offsets` partition, as a state
+/// machine: feed it [`Input`]s with the current time, carry out the [`Effect`]s it returns.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    status: CoordinatorStatus,
+    groups: BTreeMap<String, ClassicGroup>,
+    offsets: OffsetStore,
+    rt: Runtime,
+    load_report: Option<LoadReport>,
+}
+
+/// Everything besides the groups and offsets: clock, limits, timers, outgoing effects,
+/// parked requests and appends in flight. Kept apart so a handler can hold a group
+/// mutably while it answers requests and schedules timers.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    limits: Limits,
+    now_ms: i64,
+    effects: Vec<Effect>,
+    timers: Timers,
+    /// Requests not answered yet, with what is needed to answer them with an error.
+    parked: BTreeMap<RequestId, RequestShape>,
+    /// Appends not yet applied, in emission order.
+    pending: BTreeMap<AppendToken, PendingAppend>,
+    /// OffsetFetch with `require_stable`, waiting for the appends emitted before them.
+    stable_fetches: Vec<StableFetch>,
+    load: u32,
+    next_seq: u64,
+    member_ids: MemberIdGenerator,
+    /// Offsets whose expiry tombstones are in flight, so cleanup does not repeat them.
+    expiring: std::collections::BTreeSet<(String, String, i32)>,
+}
+
+#[derive(Debug)]
+struct PendingAppend {
+    records: Vec<CoordinatorRecord>,
+    purpose: Purpose,
+    result: Option<Result<(), AppendFailed>>,
+}
+
+#[derive(Debug)]
+struct StableFetch {
+    /// Answer once every append up to and including this sequence number is applied.
+    after_seq: Option<u64>,
+    id: RequestId,
+    request: OffsetFetchGroup,
+}
+
+/// Why an append was made: what to do once it is durable or has failed.
+#[derive(Debug)]
+enum Purpose {
+    /// The join phase left the group empty; nobody waits.
+    EmptyGroup,
+    /// The leader's SyncGroup: answer the parked SyncGroups.
+    SyncAssignment {
+        group: String,
+        generation: i32,
+        assignments: BTreeMap<String, Bytes>,
+    },
+    /// A static member replaced its old member id without a rebalance.
+    StaticRejoin(StaticRejoin),
+    OffsetCommit {
+        id: RequestId,
+        response: OffsetCommitResponse,
+    },
+    OffsetDelete {
+        id: RequestId,
+        response: OffsetDeleteResponse,
+    },
+    DeleteGroups {
+        id: RequestId,
+        response: DeleteGroupsResponse,
+        deleted: Vec<String>,
+        requested: Vec<GroupId>,
+    },
+    Cleanup {
+        deleted: Vec<String>,
+        expired: Vec<(String, String, i32)>,
+    },
+}
+
+/// What a failed static-member replacement must undo.
+#[derive(Debug)]
+struct StaticRejoin {
+    group: String,
+    group_instance_id: String,
+    old_member_id: String,
+    new_member_id: String,
+    old_protocols: Vec<Protocol>,
+    old_rebalance_timeout_ms: i32,
+    old_session_timeout_ms: i32,
+    join: Parked,
+    leader_at_join: Option<String>,
+}
+
+/// Who sent a request (Kafka's RequestContext, as far as groups care).
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) id: RequestId,
+    pub(crate) api_version: i16,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+}
+
+impl Caller {
+    fn parked(&self) -> Parked {
+        Parked {
+            id: self.id,
+            api_version: self.api_version,
+        }
+    }
+}
+
+impl GroupCoordinator {
+    /// A coordinator for a partition this node just became leader of. It answers
+    /// COORDINATOR_LOAD_IN_PROGRESS until [`Input::Loaded`].
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of an invalid `config`.
+    pub fn new(config: &GroupConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            status: CoordinatorStatus::Loading,
+            groups: BTreeMap::new(),
+            offsets: OffsetStore::default(),
+            rt: Runtime {
+                limits: config.limits()?,
+                now_ms: i64::MIN,
+                effects: Vec::new(),
+                timers: Timers::default(),
+                parked: BTreeMap::new(),
+                pending: BTreeMap::new(),
+                stable_fetches: Vec::new(),
+                load: 0,
+                next_seq: 0,
+                member_ids: MemberIdGenerator::new(config.member_id_seed),
+                expiring: std::collections::BTreeSet::new(),
+            },
+            load_report: None,
+        })
+    }
+
+    /// A coordinator rebuilt from the partition's records, ready to serve (`new` followed
+    /// by [`Input::Loaded`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of an invalid `config`.
+    pub fn load(
+        config: &GroupConfig,
+        now_ms: i64,
+        records: impl IntoIterator<Item = OffsetsRecord>,
+    ) -> Result<Self, ConfigError> {
+        let mut coordinator = Self::new(config)?;
+        coordinator.rt.now_ms = now_ms;
+        coordinator.install(records);
+        Ok(coordinator)
+    }
+
+    /// Processes one input at `now_ms` and returns what the broker must do, in order.
+    /// Time never goes backwards: an earlier `now_ms` than already seen counts as the same
+    /// instant.
+    pub fn handle(&mut self, now_ms: i64, input: Input) -> Vec<Effect> {
+        self.rt.now_ms = self.rt.now_ms.max(now_ms);
+        match input {
+            Input::Request {
+                id,
+                api_version,
+                client_id,
+                client_host,
+                body,
+            } => self.on_request(
+                Caller {
+                    id,
+                    api_version,
+                    client_id,
+                    client_host,
+                },
+                body,
+            ),
+            Input::Tick => {}
+            Input::Appended { token, result } => {
+                if let Some(pending) = self.rt.pending.get_mut(&token)
+                    && pending.result.is_none()
+                {
+                    pending.result = Some(result);
+                }
+            }
+            Input::Loaded(records) => {
+                self.shut_down();
+                self.install(records);
+            }
+            Input::Unloaded => {
+                self.shut_down();
+                self.status = CoordinatorStatus::Unloaded;
+            }
+        }
+        if self.status == CoordinatorStatus::Active {
+            self.run_until_idle();
+        }
+        std::mem::take(&mut self.rt.effects)
+    }
+
+    /// When the broker must next send [`Input::Tick`]; `None` while not serving or with
+    /// nothing scheduled.
+    pub fn next_deadline(&self) -> Option<i64> {
+        match self.status {
+            CoordinatorStatus::Active => self.rt.timers.next_deadline(),
+            _ => None,
+        }
+    }
+
+    /// Loading, serving, or unloaded.
+    pub fn status(&self) -> CoordinatorStatus {
+        self.status
+    }
+
+    /// What the last load found.
+    pub fn load_report(&self) -> Option<&LoadReport> {
+        self.load_report.as_ref()
+    }
+
+    /// Ids of the groups this partition coordinates, including groups that only hold
+    /// offsets.
+    pub fn group_ids(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .values()
+            .filter(|g| !g.is_being_deleted())
+            .map(|g| g.group_id.as_str())
+    }
+
+    fn on_request(&mut self, caller: Caller, body: GroupRequest) {
+        let shape = RequestShape::of(&body, caller.api_version);
+        match self.status {
+            CoordinatorStatus::Loading => {
+                let response = match shape {
+                    // Kafka answers heartbeats blindly while loading: the member keeps its
+                    // session instead of rejoining.
+                    RequestShape::Heartbeat => shape.error_response(None),
+                    _ => shape.error_response(Some(ResponseError::CoordinatorLoadInProgress)),
+                };
+                self.rt.effects.push(Effect::Respond {
+                    id: caller.id,
+                    response,
+                });
+            }
+            CoordinatorStatus::Unloaded => {
+                let response = shape.error_response(Some(ResponseError::NotCoordinator));
+                self.rt.effects.push(Effect::Respond {
+                    id: caller.id,
+                    response,
+                });
+            }
+            CoordinatorStatus::Active => {
+                let previous = self.rt.parked.insert(caller.id, shape);
+                debug_assert!(
+                    previous.is_none(),
+                    "request id {:?} reused while in flight",
+                    caller.id
+                );
+                match body {
+                    GroupRequest::JoinGroup(request) => self.join_group(caller, request),
+                    GroupRequest::SyncGroup(request) => self.sync_group(caller, request),
+                    GroupRequest::Heartbeat(request) => self.heartbeat(caller, request),
+                    GroupRequest::LeaveGroup(request) => self.leave_group(caller, request),
+                    GroupRequest::OffsetCommit(request) => self.offset_commit(caller, request),
+                    GroupRequest::OffsetFetch(request) => self.offset_fetch(caller, request),
+                    GroupRequest::DescribeGroups(request) => self.describe_groups(caller, request),
+                    GroupRequest::DeleteGroups(request) => self.delete_groups(caller, request),
+                    GroupRequest::OffsetDelete(request) => self.offset_delete(caller, request),
+                }
+            }
+        }
+    }
+
+    /// Fires due timers and applies finished appends until neither has anything left:
+    /// either can make the other due (a failed sync write starts a rebalance whose timer
+    /// may already be due; a timer may emit an append that fails to encode).
+    fn run_until_idle(&mut self) {
+        loop {
+            let fired = self.fire_due_timers();
+            let applied = self.apply_finished_appends();
+            if !fired && !applied {
+                break;
+            }
+        }
+        self.answer_stable_fetches();
+    }
+
+    fn fire_due_timers(&mut self) -> bool {
+        let mut fired = false;
+        while let Some((key, action)) = self.rt.timers.pop_due(self.rt.now_ms) {
+            fired = true;
+            if key == TimerKey::Cleanup {
+                self.cleanup();
+                continue;
+            }
+            let group_id = match &key {
+                TimerKey::Heartbeat { group, .. }
+                | TimerKey::Join { group }
+                | TimerKey::Sync { group } => group,
+                TimerKey::Cleanup => continue,
+            };
+            // Timers of groups that are gone simply lapse, as in Kafka.
+            let Some(group) = self.groups.get_mut(group_id) else {
+                continue;
+            };
+            match (&key, action) {
+                (TimerKey::Heartbeat { member, .. }, _) => self.rt.expire_heartbeat(group, member),
+                (_, TimerAction::CompleteJoin) => self.rt.complete_join(group),
+                (
+                    _,
+                    TimerAction::InitialRebalance {
+                        delay_ms,
+                        remaining_ms,
+                    },
+                ) => self
+                    .rt
+                    .try_complete_initial_rebalance(group, delay_ms, remaining_ms),
+                (_, TimerAction::ExpireSync { generation }) => {
+                    self.rt.expire_sync(group, generation)
+                }
+                (_, TimerAction::ExpireHeartbeat | TimerAction::Cleanup) => {}
+            }
+        }
+        fired
+    }
+
+    /// Applies, in emission order, every append whose outcome is known and that no earlier
+    /// unfinished append holds back.
+    fn apply_finished_appends(&mut self) -> bool {
+        let mut applied = false;
+        while let Some(entry) = self.rt.pending.first_entry() {
+            let Some(result) = entry.get().result else {
+                break;
+            };
+            let pending = entry.remove();
+            applied = true;
+            if result.is_ok() {
+                self.apply_durable(&pending.records);
+            }
+            self.finish(pending.purpose, result);
+        }
+        applied
+    }
+
+    /// Makes records durable in memory, as a reload of the log would see them.
+    fn apply_durable(&mut self, records: &[CoordinatorRecord]) {
+        for record in records {
+            match (&record.key, &record.value) {
+                (
+                    RecordKey::OffsetCommit {
+                        group,
+                        topic,
+                        partition,
+                    },
+                    Some(RecordValue::OffsetCommit(value)),
+                ) => {
+                    self.offsets.put(group, topic, *partition, value.clone());
+                    self.ensure_group(group);
+                }
+                (
+                    RecordKey::OffsetCommit {
+                        group,
+                        topic,
+                        partition,
+                    },
+                    None,
+                ) => {
+                    self.offsets.remove(group, topic, *partition);
+                }
+                (RecordKey::GroupMetadata { group }, Some(RecordValue::GroupMetadata(value))) => {
+                    match self.groups.get_mut(group) {
+                        Some(g) => g.persisted = Some(value.clone()),
+                        None => {
+                            let g = ClassicGroup::from_persisted(group.clone(), value.clone());
+                            self.groups.insert(group.clone(), g);
+                        }
+                    }
+                }
+                (RecordKey::GroupMetadata { group }, None) => {
+                    let deleted = self
+                        .groups
+                        .get(group)
+                        .is_some_and(ClassicGroup::is_being_deleted);
+                    if deleted {
+                        self.groups.remove(group);
+                        // Offsets left behind keep a group alive, as they would on reload.
+                        if self.offsets.has_group(group) {
+                            self.ensure_group(group);
+                        }
+                    } else if let Some(g) = self.groups.get_mut(group) {
+                        g.persisted = None;
+                    }
+                }
+                (_, Some(_)) => debug_assert!(false, "record value does not match its key"),
+            }
+        }
+    }
+
+    /// Offsets of a group that does not exist create a simple (protocol-less, Empty) group,
+    /// as Kafka's replay does.
+    fn ensure_group(&mut self, group_id: &str) {
+        if !self.groups.contains_key(group_id) {
+            let group = ClassicGroup::new(group_id.to_string(), self.rt.now_ms);
+            self.groups.insert(group_id.to_string(), group);
+        }
+    }
+
+    fn finish(&mut self, purpose: Purpose, result: Result<(), AppendFailed>) {
+        match purpose {
+            Purpose::EmptyGroup => {}
+            Purpose::SyncAssignment {
+                group,
+                generation,
+                assignments,
+            } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    self.rt
+                        .finish_sync_assignment(g, generation, assignments, result);
+                }
+            }
+            Purpose::StaticRejoin(rejoin) => self.finish_static_rejoin(rejoin, result),
+            Purpose::OffsetCommit { id, response } => {
+                self.finish_offset_commit(id, response, result)
+            }
+            Purpose::OffsetDelete { id, response } => {
+                self.finish_offset_delete(id, response, result)
+            }
+            Purpose::DeleteGroups {
+                id,
+                response,
+                deleted,
+                requested,
+            } => self.finish_delete_groups(id, response, deleted, requested, result),
+            Purpose::Cleanup { deleted, expired } => self.finish_cleanup(deleted, expired, result),
+        }
+    }
+
+    /// Answers every parked request with NOT_COORDINATOR and forgets all state.
+    fn shut_down(&mut self) {
+        let parked = std::mem::take(&mut self.rt.parked);
+        for (id, shape) in parked {
+            let response = shape.error_response(Some(ResponseError::NotCoordinator));
+            self.rt.effects.push(Effect::Respond { id, response });
+        }
+        self.groups.clear();
+        self.offsets = OffsetStore::default();
+        self.rt.timers.clear();
+        self.rt.pending.clear();
+        self.rt.stable_fetches.clear();
+        self.rt.expiring.clear();
+    }
+
+    fn install(&mut self, records: impl IntoIterator<Item = OffsetsRecord>) {
+        let loaded = load::replay(records, self.rt.now_ms);
+        self.groups = loaded.groups;
+        self.offsets = loaded.offsets;
+        self.load_report = Some(loaded.report);
+        self.rt.load = self.rt.load.wrapping_add(1);
+        self.rt.next_seq = 0;
+        self.status = CoordinatorStatus::Active;
+        // Loaded members get a fresh session, as in Kafka's onLoaded.
+        for group in self.groups.values() {
+            for member in group.members() {
+                let deadline = self
+                    .rt
+                    .now_ms
+                    .saturating_add(i64::from(member.session_timeout_ms));
+                self.rt.timers.schedule(
+                    TimerKey::Heartbeat {
+                        group: group.group_id.clone(),
+                        member: member.member_id.clone(),
+                    },
+                    deadline,
+                    TimerAction::ExpireHeartbeat,
+                );
+            }
+        }
+        self.rt.schedule_cleanup();
+    }
+}
+
+impl Runtime {
+    /// Sends the response to a parked request. A request is answered once: a second answer
+    /// is a coordinator bug, dropped in release builds.
+    pub(crate) fn respond(&mut self, id: RequestId, response: GroupResponse) {
+        if self.parked.remove(&id).is_none() {
+            debug_assert!(false, "request {id:?} answered twice");
+            return;
+        }
+        self.effects.push(Effect::Respond { id, response });
+    }
+
+    /// Answers a JoinGroup, shaped for its version: before v7 the protocol name is not
+    /// nullable (Kafka's JoinGroupResponse constructor).
+    pub(crate) fn respond_join(&mut self, join: Parked, mut response: JoinGroupResponse) {
+        if join.api_version < 7 && response.protocol_name.is_none() {
+            response.protocol_name = Some(Default::default());
+        }
+        if join.api_version >= 7
+            && response
+                .protocol_name
+                .as_ref()
+                .is_some_and(|name| name.is_empty())
+        {
+            response.protocol_name = None;
+        }
+        if join.api_version < 9 {
+            response.skip_assignment = false;
+        }
+        self.respond(join.id, GroupResponse::JoinGroup(response));
+    }
+
+    pub(crate) fn respond_sync(&mut self, sync: Parked, response: SyncGroupResponse) {
+        self.respond(sync.id, GroupResponse::SyncGroup(response));
+    }
+
+    /// Emits an append of `records` and remembers why. Records that cannot be encoded make
+    /// the append fail at once, as a too-large batch would.
+    fn append(&mut self, records: Vec<CoordinatorRecord>, purpose: Purpose) {
+        let token = AppendToken {
+            load: self.load,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        let encoded: Result<Vec<OffsetsRecord>, _> =
+            records.iter().map(CoordinatorRecord::encode).collect();
+        let result = match encoded {
+            Ok(encoded) => {
+                self.effects.push(Effect::Append {
+                    token,
+                    records: encoded,
+                });
+                None
+            }
+            Err(_) => Some(Err(AppendFailed::TooLarge)),
+        };
+        self.pending.insert(
+            token,
+            PendingAppend {
+                records,
+                purpose,
+                result,
+            },
+        );
+    }
+
+    /// The sequence number of the last append emitted, if any is still unapplied.
+    fn last_unapplied_seq(&self) -> Option<u64> {
+        self.pending.last_key_value().map(|(token, _)| token.seq)
+    }
+
+    fn schedule_cleanup(&mut self) {
+        let deadline = self
+            .now_ms
+            .saturating_add(self.limits.offsets_retention_check_interval_ms);
+        self.timers
+            .schedule(TimerKey::Cleanup, deadline, TimerAction::Cleanup);
+    }
+
+    pub(crate) fn schedule_heartbeat(&mut self, group: &str, member: &str, timeout_ms: i64) {
+        let deadline = self.now_ms.saturating_add(timeout_ms.max(0));
+        self.timers.schedule(
+            TimerKey::Heartbeat {
+                group: group.to_string(),
+                member: member.to_string(),
+            },
+            deadline,
+            TimerAction::ExpireHeartbeat,
+        );
+    }
+
+    pub(crate) fn cancel_heartbeat(&mut self, group: &str, member: &str) {
+        self.timers.cancel(&TimerKey::Heartbeat {
+            group: group.to_string(),
+            member: member.to_string(),
+        });
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl GroupCoordinator {
+    /// Test introspection: a summary of each group.
+    pub fn debug_groups(&self) -> Vec<crate::testing::GroupDebug> {
+        self.groups
+            .values()
+            .map(|g| crate::testing::GroupDebug {
+                group_id: g.group_id.clone(),
+                state: g.state(),
+                generation: g.generation_id(),
+                protocol_type: g.protocol_type().map(str::to_string),
+                protocol_name: g.protocol_name().map(str::to_string),
+                leader: g.leader_id().map(str::to_string),
+                members: g
+                    .members()
+                    .iter()
+                    .map(|m| crate::testing::MemberDebug {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.group_instance_id.clone(),
+                        assignment: m.assignment.clone(),
+                        heartbeat_deadline_ms: self.rt.timers.deadline_of(&TimerKey::Heartbeat {
+                            group: g.group_id.clone(),
+                            member: m.member_id.clone(),
+                        }),
+                    })
+                    .collect(),
+                persisted: g.persisted.clone(),
+            })
+            .collect()
+    }
+
+    /// Test introspection: the durable offsets of every group.
+    pub fn debug_offsets(
+        &self,
+    ) -> BTreeMap<(String, String, i32), crate::record::OffsetCommitValue> {
+        self.offsets
+            .groups()
+            .flat_map(|group| {
+                self.offsets
+                    .of_group(group)
+                    .map(move |(topic, partition, value)| {
+                        (
+                            (group.to_string(), topic.to_string(), partition),
+                            value.clone(),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Test introspection: requests parked and not yet answered.
+    pub fn debug_parked(&self) -> Vec<RequestId> {
+        self.rt.parked.keys().copied().collect()
+    }
+
+    /// Test introspection: appends emitted and not yet applied.
+    pub fn debug_pending_appends(&self) -> usize {
+        self.rt.pending.len()
+    }
+}

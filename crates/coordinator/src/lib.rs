@@ -1,0 +1,66 @@
+//! Kafka's classic consumer-group coordinator as a sans-io state machine.
+//!
+//! **Owns:** the groups and committed offsets of one `__consumer_offsets` partition —
+//! membership, generations, protocol election, the JoinGroup/SyncGroup rebalance protocol
+//! with KIP-394 member ids and KIP-345 static members, heartbeats and session expiry,
+//! offset commit, fetch, delete and retention, group deletion — and the on-disk format of
+//! that topic (Kafka's own record schemas, so Kafka's tools read it).
+//!
+//! **Must not know:** sockets, files, clocks, tokio, the storage crate, Raft, or how bytes
+//! reach it. Requests arrive decoded, time arrives as `now_ms`, and persistence is an
+//! [`Effect::Append`] the broker carries out and acknowledges with [`Input::Appended`].
+//!
+//! ```text
+//!   broker shard (leader of __consumer_offsets partition p)
+//!     │  GroupCoordinator::new ─▶ Input::Loaded(records of p)      (became leader)
+//!     │  Input::Request / Input::Tick (at next_deadline) / Input::Appended
+//!     ▼
+//!   GroupCoordinator::handle(now_ms, input) ─▶ Vec<Effect>
+//!     │  Effect::Respond { id, response }   ─▶ send to the client
+//!     │  Effect::Append { token, records }  ─▶ append to p, then Input::Appended
+//!     ▼
+//!   Input::Unloaded                                                  (lost leadership)
+//! ```
+//!
+//! The broker routes a group to the coordinator of
+//! [`partition_for_group`]`(group_id, partitions)`; moving that partition's leadership
+//! moves the coordinator, which rebuilds its state from the partition's records.
+//!
+//! **Invariants:**
+//! - every request gets exactly one [`Effect::Respond`], on success, error, or unload;
+//! - an answer that depends on a write (SyncGroup, OffsetCommit, DeleteGroups,
+//!   OffsetDelete) leaves only after that write is durable, and committed offsets are
+//!   visible to OffsetFetch only once durable;
+//! - appends are applied in the order they were emitted, so the durable state in memory
+//!   is what reloading the partition would rebuild;
+//! - within one load, a group's generation only increases, and each generation has one
+//!   leader. (As in Kafka, generations reached by rebalances that were never persisted
+//!   are not remembered across a reload.)
+
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod config;
+mod coordinator;
+mod effect;
+mod group;
+mod input;
+mod member_id;
+mod offsets;
+mod placement;
+pub mod record;
+mod subscription;
+mod timer;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{ConfigError, GroupConfig};
+pub use coordinator::{CoordinatorStatus, GroupCoordinator, LoadReport};
+pub use effect::{AppendToken, Effect, GroupResponse};
+pub use group::GroupState;
+pub use input::{
+    AppendFailed, GroupRequest, Input, OffsetFetchGroup, OffsetFetchTopic, RequestId,
+    offset_fetch_response,
+};
+pub use placement::{java_string_hash, partition_for_group};
+pub use record::OffsetsRecord;
