@@ -10,6 +10,7 @@ mod common;
 mod compression;
 mod configs;
 mod durability;
+mod groups;
 mod idempotence;
 mod kcat;
 mod lifecycle;

@@ -73,3 +73,17 @@ fn confluent_compaction_keeps_latest_per_key() {
         },
     );
 }
+
+#[test]
+fn mixed_clients_in_one_group_and_group_admin() {
+    run_script_with(
+        "mixed_group_admin.py",
+        BrokerOptions {
+            extra_args: vec![
+                "--group-initial-rebalance-delay-ms".to_owned(),
+                "0".to_owned(),
+            ],
+            ..BrokerOptions::default()
+        },
+    );
+}

@@ -93,6 +93,11 @@ pub struct NodeConfig {
     pub topic_defaults: TopicDefaults,
     /// `log.retention.check.interval.ms`: how often retention and `segment.ms` run.
     pub log_retention_check_interval: std::time::Duration,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is
+    /// created (on first use); groups are spread over them.
+    pub offsets_topic_num_partitions: i32,
+    /// Group coordinator settings (`group.*`, `offsets.retention.minutes`, ...).
+    pub group: sluice_coordinator::GroupConfig,
 }
 
 impl Default for NodeConfig {
@@ -111,6 +116,8 @@ impl Default for NodeConfig {
             num_partitions: 1,
             topic_defaults: TopicDefaults::default(),
             log_retention_check_interval: std::time::Duration::from_secs(300),
+            offsets_topic_num_partitions: 50,
+            group: sluice_coordinator::GroupConfig::default(),
         }
     }
 }
@@ -127,6 +134,16 @@ impl NodeConfig {
                 value: self.node_id.to_string(),
                 expected: "a non-negative integer",
             });
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(ConfigError::InvalidValue {
+                key: "offsets_topic_num_partitions",
+                value: self.offsets_topic_num_partitions.to_string(),
+                expected: "at least 1",
+            });
+        }
+        if let Err(error) = self.group.validate() {
+            return Err(ConfigError::InvalidGroupConfig(error));
         }
         if self.num_partitions < 1 {
             return Err(ConfigError::InvalidValue {
@@ -161,4 +178,7 @@ pub enum ConfigError {
         /// What would be accepted.
         expected: &'static str,
     },
+    /// The group coordinator settings do not fit together.
+    #[error("invalid group coordinator settings: {0}")]
+    InvalidGroupConfig(#[from] sluice_coordinator::ConfigError),
 }

@@ -120,7 +120,7 @@ fn start_request(shard: &Rc<Shard>, body: bytes::Bytes, peer: SocketAddr) -> Opt
     let api_version = request.api_version;
     let shard = shard.clone();
     tokio::task::spawn_local(async move {
-        let outgoing = match handler::dispatch(shard, request).await {
+        let outgoing = match handler::dispatch(shard, request, peer).await {
             Reply::Respond(body) => {
                 let mut out = BytesMut::new();
                 match encode_response(correlation_id, api_key, api_version, &body, &mut out) {

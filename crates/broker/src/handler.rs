@@ -2,6 +2,7 @@
 //! its handler. Handlers run on the shard that read the request and reach partitions on
 //! other shards through [`crate::shard::NodeShared::on_shard`].
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ mod describe_configs;
 mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
+mod group;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
@@ -34,6 +36,10 @@ pub(crate) use api_versions::unsupported_version_response;
 pub(crate) struct RequestContext {
     pub(crate) shard: Rc<Shard>,
     pub(crate) api_version: i16,
+    /// The request header's `client.id` (empty when null).
+    pub(crate) client_id: String,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
 }
 
 impl RequestContext {
@@ -53,10 +59,17 @@ pub(crate) enum Reply {
 }
 
 /// Runs the handler for `request`.
-pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
+pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request, peer: SocketAddr) -> Reply {
     let ctx = RequestContext {
         shard,
         api_version: request.api_version,
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        peer,
     };
     Reply::Respond(Box::new(match request.body {
         RequestKind::ApiVersions(_) => api_versions::handle(&ctx).into(),
@@ -67,7 +80,7 @@ pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
         RequestKind::Fetch(req) => fetch::handle(&ctx, req).await.into(),
         RequestKind::ListOffsets(req) => list_offsets::handle(&ctx, req).await.into(),
         RequestKind::InitProducerId(req) => init_producer_id::handle(&ctx, req).into(),
-        RequestKind::FindCoordinator(req) => find_coordinator::handle(&ctx, req).into(),
+        RequestKind::FindCoordinator(req) => find_coordinator::handle(&ctx, req).await.into(),
         RequestKind::DescribeConfigs(req) => describe_configs::handle(&ctx, req).into(),
         RequestKind::AlterConfigs(req) => alter_configs::handle(&ctx, req).await.into(),
         RequestKind::IncrementalAlterConfigs(req) => {
@@ -76,6 +89,16 @@ pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request) -> Reply {
         RequestKind::CreatePartitions(req) => create_partitions::handle(&ctx, req).await.into(),
         RequestKind::DescribeLogDirs(req) => describe_log_dirs::handle(&ctx, req).await.into(),
         RequestKind::DeleteRecords(req) => delete_records::handle(&ctx, req).await.into(),
+        RequestKind::JoinGroup(req) => group::join_group(&ctx, req).await.into(),
+        RequestKind::SyncGroup(req) => group::sync_group(&ctx, req).await.into(),
+        RequestKind::Heartbeat(req) => group::heartbeat(&ctx, req).await.into(),
+        RequestKind::LeaveGroup(req) => group::leave_group(&ctx, req).await.into(),
+        RequestKind::OffsetCommit(req) => group::offset_commit(&ctx, req).await.into(),
+        RequestKind::OffsetFetch(req) => group::offset_fetch(&ctx, req).await.into(),
+        RequestKind::OffsetDelete(req) => group::offset_delete(&ctx, req).await.into(),
+        RequestKind::DescribeGroups(req) => group::describe_groups(&ctx, req).await.into(),
+        RequestKind::ListGroups(req) => group::list_groups(&ctx, req).await.into(),
+        RequestKind::DeleteGroups(req) => group::delete_groups(&ctx, req).await.into(),
         // The version table only lets served APIs through decoding.
         _ => return Reply::Close,
     }))

@@ -1,8 +1,10 @@
 //! The Sluice broker: shards, listeners, connection pipelines and the request handlers
-//! that wire the Kafka protocol to the storage engine.
+//! that wire the Kafka protocol to the storage engine and the group coordinator.
 //!
 //! Owns: the node's threads and runtimes, the topic catalog, connection handling, the
-//! mapping of typed errors to Kafka error codes (`error_code`).
+//! mapping of typed errors to Kafka error codes (`error_code`), and running each
+//! `__consumer_offsets` partition's group coordinator on the partition's shard
+//! (`groups`).
 //! Must not know: how the CLI parses flags or files (it receives a [`NodeConfig`]).
 //!
 //! ```text
@@ -23,6 +25,7 @@ mod connection;
 mod error;
 mod error_code;
 mod flush;
+mod groups;
 mod handler;
 mod partition;
 mod producer_state;

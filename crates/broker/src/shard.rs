@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use sluice_coordinator::GroupConfig;
+use sluice_protocol::ResponseError;
+use sluice_protocol::kafka_protocol::messages::list_groups_response::ListedGroup;
+use sluice_protocol::kafka_protocol::protocol::StrBytes;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -17,6 +21,7 @@ use crate::catalog::{Catalog, MetaStore, Topic};
 use crate::config::NodeConfig;
 use crate::connection;
 use crate::error::StartError;
+use crate::groups::{CoordinatorHost, OFFSETS_TOPIC};
 use crate::partition::Partition;
 use crate::socket::Listener;
 
@@ -47,6 +52,9 @@ pub(crate) struct NodeShared {
     pub(crate) shards: OnceLock<Vec<mpsc::UnboundedSender<ShardTask>>>,
     pub(crate) producer_ids: Mutex<ProducerIds>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Random per node start, so a restarted coordinator never hands out a member id
+    /// it gave before.
+    pub(crate) member_id_seed: u64,
 }
 
 /// The shard went away (node shutting down) before answering.
@@ -72,6 +80,7 @@ impl NodeShared {
             meta,
             admin_lock: tokio::sync::Mutex::new(()),
             shards: OnceLock::new(),
+            member_id_seed: uuid::Uuid::new_v4().as_u64_pair().0,
             producer_ids: Mutex::new(ProducerIds {
                 next: producer_id_block_end,
                 block_end: producer_id_block_end,
@@ -158,6 +167,8 @@ pub(crate) struct Shard {
     pub(crate) node: Arc<NodeShared>,
     /// Partitions this shard owns, by topic then index.
     partitions: RefCell<HashMap<Arc<str>, HashMap<i32, PartitionRef>>>,
+    /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
+    coordinators: RefCell<HashMap<i32, Rc<CoordinatorHost>>>,
     connections: Cell<usize>,
     connections_closed: Notify,
 }
@@ -180,6 +191,11 @@ impl Shard {
     }
 
     pub(crate) fn remove_partition(&self, topic: &str, partition: i32) -> Option<PartitionRef> {
+        if topic == OFFSETS_TOPIC
+            && let Some(host) = self.coordinators.borrow_mut().remove(&partition)
+        {
+            host.unload(crate::handler::now_ms());
+        }
         let mut partitions = self.partitions.borrow_mut();
         let of_topic = partitions.get_mut(topic)?;
         let removed = of_topic.remove(&partition);
@@ -206,8 +222,52 @@ impl Shard {
                     }
                 })?;
             self.insert_partition(partition);
+            if *topic.name == *OFFSETS_TOPIC {
+                self.start_coordinator(index);
+            }
         }
         Ok(())
+    }
+
+    /// Starts the group coordinator of `__consumer_offsets` partition `index`, which
+    /// this shard owns. A partition whose records cannot be read gets no coordinator:
+    /// its groups are answered COORDINATOR_LOAD_IN_PROGRESS and the failure is logged.
+    fn start_coordinator(&self, index: i32) {
+        let Some(partition) = self.partition(OFFSETS_TOPIC, index) else {
+            return;
+        };
+        let config = GroupConfig {
+            member_id_seed: self.node.member_id_seed ^ u64::from(index.unsigned_abs()),
+            ..self.node.config.group.clone()
+        };
+        match CoordinatorHost::start(index, partition, &config, crate::handler::now_ms()) {
+            Ok(host) => {
+                self.coordinators.borrow_mut().insert(index, host);
+            }
+            Err(error) => {
+                warn!(partition = index, %error, "group coordinator cannot start");
+            }
+        }
+    }
+
+    /// The group coordinator of `__consumer_offsets` partition `index`, if this shard
+    /// runs it.
+    pub(crate) fn coordinator(&self, index: i32) -> Option<Rc<CoordinatorHost>> {
+        self.coordinators.borrow().get(&index).cloned()
+    }
+
+    /// ListGroups over this shard's coordinators.
+    pub(crate) fn list_groups(
+        &self,
+        states: &[StrBytes],
+        types: &[StrBytes],
+    ) -> Result<Vec<ListedGroup>, ResponseError> {
+        let hosts: Vec<_> = self.coordinators.borrow().values().cloned().collect();
+        let mut groups = Vec::new();
+        for host in hosts {
+            groups.append(&mut host.list_groups(states, types)?);
+        }
+        Ok(groups)
     }
 
     /// Every partition this shard owns, for periodic work.
@@ -222,6 +282,10 @@ impl Shard {
     /// Periodic work on this shard's logs: fsyncs that `flush.ms` or `flush.messages`
     /// ask for, and (when `retention` is set) segment rolls, retention and compaction.
     fn housekeeping(&self, now_ms: i64, retention: bool) {
+        let hosts: Vec<_> = self.coordinators.borrow().values().cloned().collect();
+        for host in hosts {
+            host.tick(now_ms);
+        }
         for partition in self.all_partitions() {
             if retention {
                 partition.borrow_mut().enforce_retention(now_ms);
@@ -333,6 +397,7 @@ async fn shard_main(start: ShardStart) {
         id,
         node: node.clone(),
         partitions: RefCell::new(HashMap::new()),
+        coordinators: RefCell::new(HashMap::new()),
         connections: Cell::new(0),
         connections_closed: Notify::new(),
     });

@@ -9,9 +9,11 @@
 
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
-    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Message;
 
@@ -57,6 +59,16 @@ pub fn accepted(api_key: ApiKey) -> Option<Versions> {
         ApiKey::CreatePartitions => Versions::of::<CreatePartitionsRequest>(0),
         ApiKey::DescribeLogDirs => Versions::of::<DescribeLogDirsRequest>(1),
         ApiKey::DeleteRecords => Versions::of::<DeleteRecordsRequest>(0),
+        ApiKey::JoinGroup => Versions::of::<JoinGroupRequest>(2),
+        ApiKey::SyncGroup => Versions::of::<SyncGroupRequest>(0),
+        ApiKey::Heartbeat => Versions::of::<HeartbeatRequest>(0),
+        ApiKey::LeaveGroup => Versions::of::<LeaveGroupRequest>(0),
+        ApiKey::OffsetCommit => Versions::of::<OffsetCommitRequest>(2),
+        ApiKey::OffsetFetch => Versions::of::<OffsetFetchRequest>(1),
+        ApiKey::OffsetDelete => Versions::of::<OffsetDeleteRequest>(0),
+        ApiKey::DescribeGroups => Versions::of::<DescribeGroupsRequest>(0),
+        ApiKey::ListGroups => Versions::of::<ListGroupsRequest>(0),
+        ApiKey::DeleteGroups => Versions::of::<DeleteGroupsRequest>(0),
         _ => return None,
     })
 }
@@ -89,7 +101,7 @@ mod tests {
 
     #[test]
     fn unserved_api_has_no_versions() {
-        assert_eq!(accepted(ApiKey::JoinGroup), None);
-        assert!(all_advertised().all(|(k, _)| k != ApiKey::JoinGroup));
+        assert_eq!(accepted(ApiKey::ConsumerGroupHeartbeat), None);
+        assert!(all_advertised().all(|(k, _)| k != ApiKey::ConsumerGroupHeartbeat));
     }
 }

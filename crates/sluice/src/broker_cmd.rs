@@ -45,6 +45,22 @@ pub(crate) struct BrokerArgs {
     /// How often retention and segment.ms run (Kafka's log.retention.check.interval.ms).
     #[arg(long)]
     log_retention_check_interval_ms: Option<u64>,
+    /// Partitions of __consumer_offsets when it is created (offsets.topic.num.partitions).
+    #[arg(long)]
+    offsets_topic_num_partitions: Option<i32>,
+    /// How long the first rebalance of an empty group waits for more members
+    /// (group.initial.rebalance.delay.ms; 0 for tests).
+    #[arg(long)]
+    group_initial_rebalance_delay_ms: Option<u64>,
+    /// Shortest session timeout a member may ask for (group.min.session.timeout.ms).
+    #[arg(long)]
+    group_min_session_timeout_ms: Option<u64>,
+    /// Longest session timeout a member may ask for (group.max.session.timeout.ms).
+    #[arg(long)]
+    group_max_session_timeout_ms: Option<u64>,
+    /// How long committed offsets of an empty group are kept (offsets.retention.minutes).
+    #[arg(long)]
+    offsets_retention_minutes: Option<u64>,
     /// Log level (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -69,6 +85,11 @@ struct FileConfig {
     auto_create_topics_enable: Option<bool>,
     num_partitions: Option<i32>,
     log_retention_check_interval_ms: Option<u64>,
+    offsets_topic_num_partitions: Option<i32>,
+    group_initial_rebalance_delay_ms: Option<u64>,
+    group_min_session_timeout_ms: Option<u64>,
+    group_max_session_timeout_ms: Option<u64>,
+    offsets_retention_minutes: Option<u64>,
     /// Broker-level defaults of topic configs, by Kafka name.
     topic_defaults: Option<BTreeMap<String, String>>,
 }
@@ -125,6 +146,37 @@ pub(crate) fn load_config(args: &BrokerArgs) -> anyhow::Result<NodeConfig> {
         .or(file.log_retention_check_interval_ms)
     {
         config.log_retention_check_interval = std::time::Duration::from_millis(ms.max(1));
+    }
+    if let Some(n) = args
+        .offsets_topic_num_partitions
+        .or(file.offsets_topic_num_partitions)
+    {
+        config.offsets_topic_num_partitions = n;
+    }
+    let ms = std::time::Duration::from_millis;
+    if let Some(v) = args
+        .group_initial_rebalance_delay_ms
+        .or(file.group_initial_rebalance_delay_ms)
+    {
+        config.group.initial_rebalance_delay = ms(v);
+    }
+    if let Some(v) = args
+        .group_min_session_timeout_ms
+        .or(file.group_min_session_timeout_ms)
+    {
+        config.group.min_session_timeout = ms(v);
+    }
+    if let Some(v) = args
+        .group_max_session_timeout_ms
+        .or(file.group_max_session_timeout_ms)
+    {
+        config.group.max_session_timeout = ms(v);
+    }
+    if let Some(minutes) = args
+        .offsets_retention_minutes
+        .or(file.offsets_retention_minutes)
+    {
+        config.group.offsets_retention = std::time::Duration::from_secs(minutes.saturating_mul(60));
     }
     for (name, value) in file.topic_defaults.unwrap_or_default() {
         config

@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start a broker node.
-    Broker(broker_cmd::BrokerArgs),
+    Broker(Box<broker_cmd::BrokerArgs>),
     /// Create, list, delete, produce to and consume from topics.
     Topic(cli_topic::TopicArgs),
     /// Describe the cluster.
@@ -29,7 +29,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Broker(args) => broker_cmd::run(args),
+        Command::Broker(args) => broker_cmd::run(*args),
         Command::Topic(args) => cli_topic::run_topic(&cli.connection, args),
         Command::Cluster(args) => cli_topic::run_cluster(&cli.connection, args),
     };
