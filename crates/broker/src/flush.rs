@@ -37,7 +37,18 @@ async fn sync_with_uring(handle: &sluice_storage::SyncHandle) -> Result<(), Flus
         reason: e.to_string(),
     };
     for (file, is_dir) in handle.files() {
-        let file = tokio_uring::fs::File::from_std(file.try_clone().map_err(|e| failed(&e))?);
+        let Some(fd) = file.as_fd() else {
+            // No descriptor (an in-memory file backend): sync on the blocking pool.
+            let file = std::sync::Arc::clone(file);
+            tokio::task::spawn_blocking(move || file.sync())
+                .await
+                .map_err(|e| failed(&e))?
+                .map_err(|e| failed(&e))?;
+            continue;
+        };
+        // A duplicate descriptor, owned by the io_uring file and closed with it.
+        let owned = fd.try_clone_to_owned().map_err(|e| failed(&e))?;
+        let file = tokio_uring::fs::File::from_std(std::fs::File::from(owned));
         let synced = if is_dir {
             file.sync_all().await
         } else {

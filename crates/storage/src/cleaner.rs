@@ -50,10 +50,8 @@
 //! not kept to preserve producer state (Kafka keeps the last batch of each producer).
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,6 +61,7 @@ use sluice_protocol::record::{
     decompress, read_varint, read_varlong, try_compress,
 };
 
+use crate::backend::{BackendFile, FileBackend, remove_if_exists};
 use crate::error::{CorruptionKind, IoFailure, IoOp};
 
 /// Suffix of a rewritten segment before it is installed: `<base>.log.cleaned`.
@@ -149,7 +148,7 @@ pub(crate) struct PlannedSegment {
     pub(crate) size: u64,
     /// The `.log` file as it was when planned: reading it stays valid even if the log
     /// replaces or removes the path meanwhile.
-    pub(crate) file: Arc<File>,
+    pub(crate) file: Arc<dyn BackendFile>,
     pub(crate) path: PathBuf,
 }
 
@@ -157,6 +156,8 @@ pub(crate) struct PlannedSegment {
 /// [`Log::cleanable`](crate::Log::cleanable); `Send`, for another thread.
 #[derive(Debug, Clone)]
 pub struct CleanPlan {
+    /// The log's file system.
+    pub(crate) backend: Arc<dyn FileBackend>,
     pub(crate) dir: PathBuf,
     /// Cleanable segments, oldest first (sealed, older than the compaction lag).
     pub(crate) segments: Vec<PlannedSegment>,
@@ -212,7 +213,7 @@ pub(crate) struct CleanedSegment {
     pub(crate) base_offset: i64,
     pub(crate) next_offset: i64,
     /// The file the rewrite was made from: install only replaces that very file.
-    pub(crate) source: Arc<File>,
+    pub(crate) source: Arc<dyn BackendFile>,
     pub(crate) cleaned_path: PathBuf,
     pub(crate) cleaned_size: u64,
 }
@@ -245,6 +246,8 @@ pub struct CleanStats {
 /// Dropping it without installing removes the files.
 #[derive(Debug)]
 pub struct CleanedSegments {
+    /// The file system the files are on (to remove them when dropped).
+    pub(crate) backend: Arc<dyn FileBackend>,
     pub(crate) segments: Vec<CleanedSegment>,
     /// Offsets below this are compacted once the segments are installed.
     pub(crate) cleaned_up_to: i64,
@@ -271,17 +274,15 @@ impl CleanedSegments {
 impl Drop for CleanedSegments {
     fn drop(&mut self) {
         for s in &self.segments {
-            remove_quietly(&s.cleaned_path);
+            remove_quietly(self.backend.as_ref(), &s.cleaned_path);
         }
     }
 }
 
-pub(crate) fn remove_quietly(path: &Path) {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(path = %path.display(), error = %e,
-            "cannot remove cleaned segment file"),
+pub(crate) fn remove_quietly(backend: &dyn FileBackend, path: &Path) {
+    if let Err(e) = remove_if_exists(backend, path) {
+        tracing::warn!(path = %path.display(), error = %e,
+            "cannot remove cleaned segment file");
     }
 }
 
@@ -293,22 +294,37 @@ pub(crate) fn cleaned_path(log_path: &Path) -> PathBuf {
 }
 
 /// Removes `*.cleaned` files left in `dir` by a crash during a clean or an install.
-pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), IoFailure> {
-    let entries = fs::read_dir(dir).map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-        let name = entry.file_name();
+pub(crate) fn remove_leftovers(backend: &dyn FileBackend, dir: &Path) -> Result<(), IoFailure> {
+    let names = backend
+        .list_dir(dir)
+        .map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
+    for name in names {
         if name.to_str().is_some_and(|n| n.ends_with(CLEANED_SUFFIX)) {
-            let path = entry.path();
+            let path = dir.join(name);
             tracing::info!(path = %path.display(), "removing leftover cleaned segment");
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e)),
-            }
+            remove_if_exists(backend, &path).map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
         }
     }
     Ok(())
+}
+
+/// `io::Write` at the end of a backend file (positional writes), for the cleaner's
+/// buffered output.
+struct FileWriter {
+    file: Arc<dyn BackendFile>,
+    position: u64,
+}
+
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.position)?;
+        self.position = self.position.saturating_add(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Identity hasher: keys are already 64-bit hashes.
@@ -603,6 +619,7 @@ fn rebuild_batch(
 /// nothing would change.
 #[allow(clippy::too_many_arguments)]
 fn rewrite_segment(
+    backend: &dyn FileBackend,
     seg: &PlannedSegment,
     map: &KeyMap,
     map_end: i64,
@@ -611,14 +628,11 @@ fn rewrite_segment(
     records: &mut Vec<RawRecord>,
 ) -> Result<Option<CleanedSegment>, CleanError> {
     let out_path = cleaned_path(&seg.path);
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&out_path)
+    let file = backend
+        .create(&out_path)
         .map_err(|e| IoFailure::new(IoOp::Create, &out_path, e))?;
     let write_err = |e| CleanError::from(IoFailure::new(IoOp::Write, &out_path, e));
-    let mut out = BufWriter::with_capacity(READ_AHEAD, file);
+    let mut out = BufWriter::with_capacity(READ_AHEAD, FileWriter { file, position: 0 });
     let mut written = 0u64;
     let mut changed = false;
     let mut kept_bytes = Vec::new();
@@ -700,13 +714,15 @@ fn rewrite_segment(
     stats.bytes_written = stats.bytes_written.saturating_add(written);
     if !changed {
         drop(out);
-        remove_quietly(&out_path);
+        remove_quietly(backend, &out_path);
         return Ok(None);
     }
-    let file = out
+    let writer = out
         .into_inner()
         .map_err(|e| IoFailure::new(IoOp::Write, &out_path, e.into_error()))?;
-    file.sync_all()
+    writer
+        .file
+        .sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, &out_path, e))?;
     stats.segments_rewritten = stats.segments_rewritten.saturating_add(1);
     Ok(Some(CleanedSegment {
@@ -751,6 +767,7 @@ pub fn clean(
         now_ms.saturating_sub(delete_retention_ms)
     };
     let mut done = CleanedSegments {
+        backend: Arc::clone(&plan.backend),
         segments: Vec::new(),
         cleaned_up_to: map_end,
         stats: CleanStats {
@@ -760,6 +777,7 @@ pub fn clean(
     };
     for seg in plan.segments.iter().filter(|s| s.base_offset < map_end) {
         let result = rewrite_segment(
+            plan.backend.as_ref(),
             seg,
             &map,
             map_end,
@@ -771,7 +789,7 @@ pub fn clean(
             Ok(Some(c)) => done.segments.push(c),
             Ok(None) => {}
             Err(e) => {
-                remove_quietly(&cleaned_path(&seg.path));
+                remove_quietly(plan.backend.as_ref(), &cleaned_path(&seg.path));
                 return Err(e);
             }
         }

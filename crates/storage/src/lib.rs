@@ -45,12 +45,17 @@
 //!       log-start-offset  recovery-point  (.clean_shutdown, only while closed)
 //! ```
 //!
-//! All I/O is synchronous `std::fs`, confined to `segment_file` (the `.log` file:
-//! `read_at`/`append`/`sync`/`truncate`/`len`) and `index` (index files), so that a
-//! file backend trait can be put in between later.
+//! All I/O is synchronous and goes through the [`FileBackend`] trait ([`backend`]):
+//! [`StdBackend`] (real files: `pread`/`pwrite`, `mmap` of sealed segments and indexes,
+//! `fdatasync`) for [`Log::open`]; with the `testing` feature, an in-memory file system
+//! that tracks what is durable and a fault-injecting one (`backend::Faulty`: failed
+//! syncs, power cuts, torn writes), for [`Log::open_with`]. The `.log` file is reached
+//! through `segment_file`, index files through `index`, and the cleaner, checkpoints and
+//! recovery use the same backend.
 
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod backend;
 mod checkpoint;
 pub mod cleaner;
 mod config;
@@ -63,6 +68,7 @@ mod scan;
 mod segment;
 mod segment_file;
 
+pub use backend::{BackendFile, FileBackend, StdBackend};
 pub use cleaner::{CleanError, CleanPlan, CleanStats, CleanedSegments};
 pub use config::{ConfigError, LogConfig};
 pub use error::{

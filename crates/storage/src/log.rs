@@ -1,12 +1,12 @@
 //! [`Log`]: the segmented log of one partition.
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, set_base_offset};
 
+use crate::backend::{BackendFile, FileBackend, StdBackend, remove_if_exists};
 use crate::checkpoint::{self, CLEANER_OFFSET, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::cleaner::{self, CleanError, CleanPlan, CleanedSegments, PlannedSegment};
 use crate::config::LogConfig;
@@ -107,7 +107,7 @@ pub struct BatchLocation {
 #[derive(Debug, Clone)]
 struct PendingSync {
     seq: u64,
-    file: Arc<File>,
+    file: Arc<dyn BackendFile>,
     path: PathBuf,
     is_dir: bool,
 }
@@ -115,8 +115,9 @@ struct PendingSync {
 /// A recovery point checkpoint to write once the files of a [`SyncHandle`] are synced.
 #[derive(Debug, Clone)]
 struct RecoveryCheckpoint {
+    backend: Arc<dyn FileBackend>,
     dir: PathBuf,
-    dir_file: Arc<File>,
+    dir_file: Arc<dyn BackendFile>,
     value: i64,
 }
 
@@ -158,20 +159,19 @@ impl SyncHandle {
     /// partition: after a failed `fsync` the kernel may have dropped the dirty pages.
     pub fn run(&self) -> Result<(), SyncError> {
         for p in &self.files {
-            let result = if p.is_dir {
-                p.file.sync_all()
-            } else {
-                p.file.sync_data()
-            };
-            result.map_err(|e| IoFailure::new(IoOp::Sync, &p.path, e))?;
+            p.file
+                .sync()
+                .map_err(|e| IoFailure::new(IoOp::Sync, &p.path, e))?;
         }
         self.finish()
     }
 
     /// The files [`run`](Self::run) syncs, in order, each with whether it is a
     /// directory (`fsync`) rather than a file (`fdatasync`): for callers that issue the
-    /// syncs themselves (through io_uring), then call [`finish`](Self::finish).
-    pub fn files(&self) -> impl Iterator<Item = (&Arc<File>, bool)> + '_ {
+    /// syncs themselves (through io_uring on [`BackendFile::as_fd`], or
+    /// [`BackendFile::sync`] for files without a descriptor), then call
+    /// [`finish`](Self::finish).
+    pub fn files(&self) -> impl Iterator<Item = (&Arc<dyn BackendFile>, bool)> + '_ {
         self.files.iter().map(|p| (&p.file, p.is_dir))
     }
 
@@ -184,8 +184,9 @@ impl SyncHandle {
     pub fn finish(&self) -> Result<(), SyncError> {
         if let Some(c) = &self.checkpoint {
             checkpoint::write(
+                c.backend.as_ref(),
                 &c.dir,
-                &c.dir_file,
+                c.dir_file.as_ref(),
                 RECOVERY_POINT,
                 checkpoint::next_tag(),
                 c.value,
@@ -206,8 +207,9 @@ impl SyncHandle {
 /// `&self` to read, and holds no locks.
 #[derive(Debug)]
 pub struct Log {
+    backend: Arc<dyn FileBackend>,
     dir: PathBuf,
-    dir_file: Arc<File>,
+    dir_file: Arc<dyn BackendFile>,
     config: LogConfig,
     /// Oldest first, never empty; the last is the active segment.
     segments: Vec<Segment>,
@@ -262,15 +264,33 @@ impl Log {
     /// [`OpenError::InvalidConfig`] for a bad `config`, [`OpenError::Io`] when the
     /// directory or a file cannot be read, written or created.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, OpenError> {
+        Self::open_with(dir, config, StdBackend::shared())
+    }
+
+    /// [`open`](Self::open) on the file system `backend` ([`StdBackend`] for real
+    /// files; an in-memory or fault-injecting one in tests). Every file operation of
+    /// the log, its [`SyncHandle`]s and its cleaner goes through it.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        backend: Arc<dyn FileBackend>,
+    ) -> Result<Self, OpenError> {
         config.validate()?;
-        fs::create_dir_all(dir).map_err(|e| IoFailure::new(IoOp::CreateDir, dir, e))?;
-        let dir_file = Arc::new(File::open(dir).map_err(|e| IoFailure::new(IoOp::Open, dir, e))?);
-        checkpoint::remove_temporaries(dir)?;
-        cleaner::remove_leftovers(dir)?;
-        let cleaned_up_to = checkpoint::read(dir, CLEANER_OFFSET)?.unwrap_or(0);
-        let clean = checkpoint::clean_marker_exists(dir)?;
-        let recovery_point = checkpoint::read(dir, RECOVERY_POINT)?;
-        let saved_log_start = checkpoint::read(dir, LOG_START_OFFSET)?;
+        let b = backend.as_ref();
+        b.create_dir_all(dir)
+            .map_err(|e| IoFailure::new(IoOp::CreateDir, dir, e))?;
+        let dir_file = b
+            .open_dir(dir)
+            .map_err(|e| IoFailure::new(IoOp::Open, dir, e))?;
+        checkpoint::remove_temporaries(b, dir)?;
+        cleaner::remove_leftovers(b, dir)?;
+        let cleaned_up_to = checkpoint::read(b, dir, CLEANER_OFFSET)?.unwrap_or(0);
+        let clean = checkpoint::clean_marker_exists(b, dir)?;
+        let recovery_point = checkpoint::read(b, dir, RECOVERY_POINT)?;
+        let saved_log_start = checkpoint::read(b, dir, LOG_START_OFFSET)?;
         let full_scan_from = if clean {
             i64::MAX
         } else {
@@ -280,9 +300,10 @@ impl Log {
             tracing::info!(dir = %dir.display(), full_scan_from,
                 "no clean shutdown: checking every segment from the recovery point");
         }
-        let loaded = recovery::load(dir, &config, full_scan_from)?;
+        let loaded = recovery::load(b, dir, &config, full_scan_from)?;
         let size_bytes = loaded.segments.iter().map(|s| s.file.len()).sum();
         let mut log = Self {
+            backend,
             dir: dir.to_path_buf(),
             dir_file,
             config,
@@ -321,7 +342,7 @@ impl Log {
         }
         // From here on a crash must be seen as unclean.
         if clean {
-            checkpoint::remove_clean_marker(&log.dir, &log.dir_file)?;
+            checkpoint::remove_clean_marker(log.backend.as_ref(), &log.dir, log.dir_file.as_ref())?;
         }
         if let Some(saved) = saved_log_start {
             log.restore_log_start(saved)?;
@@ -331,8 +352,9 @@ impl Log {
         let active_base = log.active().base_offset;
         if log.recovery_point > active_base {
             checkpoint::write(
+                log.backend.as_ref(),
                 &log.dir,
-                &log.dir_file,
+                log.dir_file.as_ref(),
                 RECOVERY_POINT,
                 checkpoint::next_tag(),
                 active_base,
@@ -353,7 +375,8 @@ impl Log {
             tracing::warn!(dir = %self.dir.display(), log_start_offset = saved,
                 log_end_offset = leo,
                 "log start offset is past the recovered log end; restarting the log empty there");
-            let file = SegmentFile::create(&segment::log_path(&self.dir, saved))?;
+            let file =
+                SegmentFile::create(self.backend.as_ref(), &segment::log_path(&self.dir, saved))?;
             let old = std::mem::replace(&mut self.segments, vec![Segment::new_active(saved, file)]);
             let bases: Vec<i64> = old.iter().map(|s| s.base_offset).collect();
             // Unmap and close before unlinking.
@@ -363,7 +386,7 @@ impl Log {
             self.log_start = saved;
             self.push_dir_pending();
             for base in bases {
-                recovery::remove_segment_files(&self.dir, base)?;
+                recovery::remove_segment_files(self.backend.as_ref(), &self.dir, base)?;
             }
         } else if saved > self.log_start {
             self.log_start = saved;
@@ -372,7 +395,7 @@ impl Log {
         Ok(())
     }
 
-    fn push_pending(&mut self, file: Arc<File>, path: PathBuf, is_dir: bool) {
+    fn push_pending(&mut self, file: Arc<dyn BackendFile>, path: PathBuf, is_dir: bool) {
         self.next_seq = self.next_seq.saturating_add(1);
         self.pending.push(PendingSync {
             seq: self.next_seq,
@@ -598,12 +621,13 @@ impl Log {
         }
         let base_offset = self.log_end_offset();
         let path = segment::log_path(&self.dir, base_offset);
-        let file = SegmentFile::create(&path)?;
-        let sealed = match self.active_mut().write_indexes(true) {
+        let backend = Arc::clone(&self.backend);
+        let file = SegmentFile::create(backend.as_ref(), &path)?;
+        let sealed = match self.active_mut().write_indexes(backend.as_ref(), true) {
             Ok(files) => files,
             Err(e) => {
                 drop(file);
-                if let Err(rm) = fs::remove_file(&path) {
+                if let Err(rm) = backend.remove_file(&path) {
                     tracing::error!(path = %path.display(), error = %rm,
                         "cannot remove new segment after a failed roll");
                 }
@@ -635,6 +659,7 @@ impl Log {
             is_dir: false,
         });
         let checkpoint = (active.base_offset > self.recovery_point).then(|| RecoveryCheckpoint {
+            backend: Arc::clone(&self.backend),
             dir: self.dir.clone(),
             dir_file: Arc::clone(&self.dir_file),
             value: active.base_offset,
@@ -952,8 +977,9 @@ impl Log {
     /// Makes `log_start` durable in its checkpoint, then adopts it.
     fn persist_log_start(&mut self, log_start: i64) -> Result<(), IoFailure> {
         checkpoint::write(
+            self.backend.as_ref(),
             &self.dir,
-            &self.dir_file,
+            self.dir_file.as_ref(),
             LOG_START_OFFSET,
             checkpoint::next_tag(),
             log_start,
@@ -1000,7 +1026,7 @@ impl Log {
                 .retain(|p| p.is_dir || p.path.with_extension("log") != log_path);
             // Keep removing the others; the first failure is returned. Files left
             // behind lie below the log start and are removed by the next open.
-            if let Err(e) = recovery::remove_segment_files(&self.dir, base) {
+            if let Err(e) = recovery::remove_segment_files(self.backend.as_ref(), &self.dir, base) {
                 first_error.get_or_insert(e);
             }
         }
@@ -1067,6 +1093,7 @@ impl Log {
             return None;
         }
         Some(CleanPlan {
+            backend: Arc::clone(&self.backend),
             dir: self.dir.clone(),
             segments,
             first_dirty_offset: first_dirty,
@@ -1132,7 +1159,7 @@ impl Log {
                         .segments
                         .last()
                         .is_some_and(|s| s.base_offset == c.base_offset);
-                cleaner::remove_quietly(&c.cleaned_path);
+                cleaner::remove_quietly(self.backend.as_ref(), &c.cleaned_path);
                 outcome.segments_skipped = outcome.segments_skipped.saturating_add(1);
                 continue;
             };
@@ -1143,12 +1170,12 @@ impl Log {
                     outcome.bytes_after = outcome.bytes_after.saturating_add(after);
                 }
                 Ok(None) => {
-                    cleaner::remove_quietly(&c.cleaned_path);
+                    cleaner::remove_quietly(self.backend.as_ref(), &c.cleaned_path);
                     changed_meanwhile = true;
                     outcome.segments_skipped = outcome.segments_skipped.saturating_add(1);
                 }
                 Err(e) => {
-                    cleaner::remove_quietly(&c.cleaned_path);
+                    cleaner::remove_quietly(self.backend.as_ref(), &c.cleaned_path);
                     // `cleaned`'s drop removes the files not installed.
                     cleaned.segments = rest.collect();
                     return Err(e);
@@ -1157,8 +1184,9 @@ impl Log {
         }
         if !changed_meanwhile && cleaned.cleaned_up_to > self.cleaned_up_to {
             checkpoint::write(
+                self.backend.as_ref(),
                 &self.dir,
-                &self.dir_file,
+                self.dir_file.as_ref(),
                 CLEANER_OFFSET,
                 checkpoint::next_tag(),
                 cleaned.cleaned_up_to,
@@ -1187,7 +1215,8 @@ impl Log {
         let log_path = old.path().to_path_buf();
         let first_seen_ms = old.first_seen_ms;
         let before = old.file.len();
-        let file = SegmentFile::open(&c.cleaned_path)?;
+        let backend = Arc::clone(&self.backend);
+        let file = SegmentFile::open(backend.as_ref(), &c.cleaned_path)?;
         if file.len() != c.cleaned_size || file.len() == 0 {
             return Ok(None);
         }
@@ -1224,26 +1253,22 @@ impl Log {
             segment::index_path(&log_path),
             segment::time_index_path(&log_path),
         ] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e).into()),
-            }
+            remove_if_exists(backend.as_ref(), &path)
+                .map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
         }
-        seg.file.rename_to(&log_path)?;
+        seg.file.rename_to(backend.as_ref(), &log_path)?;
         self.dir_file
-            .sync_all()
+            .sync()
             .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))?;
-        let written = seg.write_indexes(true)?;
+        let written = seg.write_indexes(backend.as_ref(), true)?;
         for (f, path) in written.iter().zip([
             segment::index_path(&log_path),
             segment::time_index_path(&log_path),
         ]) {
-            f.sync_data()
-                .map_err(|e| IoFailure::new(IoOp::Sync, &path, e))?;
+            f.sync().map_err(|e| IoFailure::new(IoOp::Sync, &path, e))?;
         }
         self.dir_file
-            .sync_all()
+            .sync()
             .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))?;
         let after = seg.file.len();
         let Some(slot) = self.segments.get_mut(i) else {
@@ -1263,14 +1288,15 @@ impl Log {
     /// [`SyncError::Io`] when writing an index or the marker or a sync fails (no
     /// marker then: the next open does the unclean-shutdown checks).
     pub fn close(mut self) -> Result<(), SyncError> {
+        let backend = Arc::clone(&self.backend);
         let active = self.active_mut();
         let path = active.path().to_path_buf();
-        let [index_file, time_file] = active.write_indexes(false)?;
+        let [index_file, time_file] = active.write_indexes(backend.as_ref(), false)?;
         self.push_pending(index_file, segment::index_path(&path), false);
         self.push_pending(time_file, segment::time_index_path(&path), false);
         self.push_dir_pending();
         self.sync()?;
-        checkpoint::write_clean_marker(&self.dir, &self.dir_file)?;
+        checkpoint::write_clean_marker(self.backend.as_ref(), &self.dir, self.dir_file.as_ref())?;
         tracing::debug!(dir = %self.dir.display(), "closed log");
         Ok(())
     }
@@ -1281,9 +1307,12 @@ impl Log {
     /// [`SyncError::Io`] when the directory cannot be removed.
     pub fn delete(self) -> Result<(), SyncError> {
         let dir = self.dir.clone();
+        let backend = Arc::clone(&self.backend);
         // Unmap and close everything first.
         drop(self);
-        fs::remove_dir_all(&dir).map_err(|e| IoFailure::new(IoOp::Remove, &dir, e))?;
+        backend
+            .remove_dir_all(&dir)
+            .map_err(|e| IoFailure::new(IoOp::Remove, &dir, e))?;
         Ok(())
     }
 }
