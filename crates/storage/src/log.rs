@@ -321,7 +321,9 @@ impl Log {
             active.first_seen_ms = active.file.modified_ms()?;
         }
         // What the previous process wrote may still sit in the page cache: nothing is
-        // known durable until the first sync, which covers every segment.
+        // known durable until the first sync, which covers every segment, and the
+        // directory after an unclean shutdown (the segments it created may never have
+        // had their names synced) or when recovery changed files.
         let sealed: Vec<_> = log
             .segments
             .iter()
@@ -336,7 +338,7 @@ impl Log {
         for (file, path) in loaded.index_files {
             log.push_pending(file, path, false);
         }
-        if loaded.changed {
+        if loaded.changed || !clean {
             log.push_dir_pending();
         }
         // From here on a crash must be seen as unclean.
