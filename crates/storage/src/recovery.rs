@@ -4,7 +4,8 @@
 //! Per segment, oldest first:
 //!
 //! ```text
-//! empty .log, not the last ─────────────▶ removed with its indexes
+//! empty .log, first but not last ──────▶ kept as the last; the later ones are removed
+//! empty .log, neither first nor last ───▶ removed with its indexes
 //! .index/.timeindex without a .log ─────▶ removed
 //! sealed (not last):
 //!   index files sane? ── yes ─▶ scan headers from the last index entry to the end
@@ -138,16 +139,31 @@ pub(crate) fn load(
     }
 
     let mut files = Vec::with_capacity(bases.len());
-    for (i, &base) in bases.iter().enumerate() {
+    let mut rest = bases.iter().copied();
+    while let Some(base) = rest.next() {
         let file = SegmentFile::open(backend, &segment::log_path(dir, base))?;
-        let is_last = i.saturating_add(1) == bases.len();
-        if file.len() == 0 && !is_last {
+        if file.len() > 0 || rest.len() == 0 {
+            files.push((base, file));
+        } else if files.is_empty() {
+            // Only the active segment is ever empty (a roll never seals an empty one):
+            // an empty first segment followed by others lost its bytes in a crash
+            // while its name survived. What follows it is not a prefix of the log;
+            // dropping it keeps the log start where it was (a torn sealed segment is
+            // handled the same way below).
+            tracing::warn!(dir = %dir.display(), base_offset = base,
+                "first segment is empty; dropping the segments after it");
+            files.push((base, file));
+            for later in rest.by_ref() {
+                remove_segment_files(backend, dir, later)?;
+            }
+            changed = true;
+        } else {
+            // Inside the log: if it was a real segment, the previous one now ends
+            // short of the next and is treated as torn below.
             tracing::info!(dir = %dir.display(), base_offset = base, "removing empty segment");
             drop(file);
             remove_segment_files(backend, dir, base)?;
             changed = true;
-        } else {
-            files.push((base, file));
         }
     }
 
