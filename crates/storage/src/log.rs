@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, set_base_offset};
@@ -141,6 +142,9 @@ pub struct SyncHandle {
     /// Set when the active segment starts above the persisted recovery point: once
     /// everything below it is synced, the recovery point moves up to it.
     checkpoint: Option<RecoveryCheckpoint>,
+    /// Shared with the log and all its handles: set by the first failed sync.
+    failed: Arc<AtomicBool>,
+    dir: PathBuf,
 }
 
 impl SyncHandle {
@@ -155,15 +159,36 @@ impl SyncHandle {
     /// (a 24-byte file replaced by rename, two more `fsync`s). Blocking; thread-safe.
     ///
     /// # Errors
-    /// [`SyncError::Io`] for the first failed sync. Treat it as fatal for the
-    /// partition: after a failed `fsync` the kernel may have dropped the dirty pages.
+    /// [`SyncError::Io`] for the first failed sync, and
+    /// [`SyncError::EarlierSyncFailed`] for every sync of the log after that: after a
+    /// failed `fsync` the kernel may have dropped the dirty pages and marked them
+    /// clean, so a later `fsync` that succeeds proves nothing. Fatal for the
+    /// partition; reopening the log in the same boot does not help either (the page
+    /// cache still looks right), only recovery after a reboot does.
     pub fn run(&self) -> Result<(), SyncError> {
+        self.check()?;
         for p in &self.files {
-            p.file
-                .sync()
-                .map_err(|e| IoFailure::new(IoOp::Sync, &p.path, e))?;
+            if let Err(e) = p.file.sync() {
+                self.mark_failed();
+                return Err(IoFailure::new(IoOp::Sync, &p.path, e).into());
+            }
         }
         self.finish()
+    }
+
+    /// Records that a sync of one of [`files`](Self::files) failed, for callers that
+    /// sync them themselves: from now on every sync of the log fails.
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), SyncError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(SyncError::EarlierSyncFailed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The files [`run`](Self::run) syncs, in order, each with whether it is a
@@ -177,20 +202,26 @@ impl SyncHandle {
 
     /// The rest of [`run`](Self::run) once every file of [`files`](Self::files) is
     /// synced: moves the recovery point checkpoint when this sync covers a new segment
-    /// (rare: at most once per segment; blocking).
+    /// (rare: at most once per segment; blocking, else just a check).
     ///
     /// # Errors
-    /// [`SyncError::Io`] when the checkpoint cannot be written.
+    /// [`SyncError::EarlierSyncFailed`] when a sync of the log failed before (this one
+    /// does not count then); [`SyncError::Io`] when the checkpoint cannot be written.
     pub fn finish(&self) -> Result<(), SyncError> {
+        self.check()?;
         if let Some(c) = &self.checkpoint {
-            checkpoint::write(
+            let written = checkpoint::write(
                 c.backend.as_ref(),
                 &c.dir,
                 c.dir_file.as_ref(),
                 RECOVERY_POINT,
                 checkpoint::next_tag(),
                 c.value,
-            )?;
+            );
+            if written.is_err() {
+                self.mark_failed();
+            }
+            written?;
         }
         Ok(())
     }
@@ -226,6 +257,9 @@ pub struct Log {
     next_seq: u64,
     /// Offsets below this were compacted (`cleaner-offset` checkpoint; 0 if none).
     cleaned_up_to: i64,
+    /// Set by the first failed sync (see [`SyncHandle::run`]); shared with the
+    /// handles, which may run on other threads.
+    sync_failed: Arc<AtomicBool>,
 }
 
 /// What [`Log::install_cleaned`] did.
@@ -314,6 +348,7 @@ impl Log {
             pending: Vec::new(),
             next_seq: 0,
             cleaned_up_to,
+            sync_failed: Arc::new(AtomicBool::new(false)),
         };
         log.log_start = log.first_segment_base();
         let active = log.active_mut();
@@ -670,6 +705,8 @@ impl Log {
             up_to_offset: self.log_end_offset(),
             seq: self.next_seq,
             checkpoint,
+            failed: Arc::clone(&self.sync_failed),
+            dir: self.dir.clone(),
         }
     }
 
