@@ -54,6 +54,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_protocol::record::{
@@ -128,6 +129,14 @@ pub enum CleanError {
     /// `key_map_capacity` was 0: no progress is possible.
     #[error("key map capacity must be at least 1")]
     ZeroKeyMapCapacity,
+    /// A sync of the log failed earlier (see
+    /// [`SyncError::EarlierSyncFailed`](crate::SyncError::EarlierSyncFailed)): what
+    /// the segments hold may not be durable, so nothing is compacted on top of it.
+    #[error("an earlier sync of the log in {dir} failed", dir = .dir.display())]
+    EarlierSyncFailed {
+        /// The partition directory.
+        dir: PathBuf,
+    },
 }
 
 impl From<IoFailure> for CleanError {
@@ -158,6 +167,8 @@ pub(crate) struct PlannedSegment {
 pub struct CleanPlan {
     /// The log's file system.
     pub(crate) backend: Arc<dyn FileBackend>,
+    /// The log's failed-sync flag (see [`SyncHandle::run`](crate::SyncHandle::run)).
+    pub(crate) sync_failed: Arc<AtomicBool>,
     pub(crate) dir: PathBuf,
     /// Cleanable segments, oldest first (sealed, older than the compaction lag).
     pub(crate) segments: Vec<PlannedSegment>,
@@ -734,6 +745,27 @@ fn rewrite_segment(
     }))
 }
 
+/// Makes the segments the key map covers durable before anything is removed because
+/// of them: a record goes when a later one of its key exists, and a crash must not
+/// keep the rewrite while losing what superseded it (the segments may not have been
+/// synced yet; for those that were, this is cheap). A failed sync counts as a failed
+/// sync of the log.
+fn sync_sources(plan: &CleanPlan, map_end: i64) -> Result<(), CleanError> {
+    let earlier = || CleanError::EarlierSyncFailed {
+        dir: plan.dir.clone(),
+    };
+    if plan.sync_failed.load(Ordering::SeqCst) {
+        return Err(earlier());
+    }
+    for seg in plan.segments.iter().filter(|s| s.base_offset < map_end) {
+        if let Err(e) = seg.file.sync() {
+            plan.sync_failed.store(true, Ordering::SeqCst);
+            return Err(IoFailure::new(IoOp::Sync, &seg.path, e).into());
+        }
+    }
+    Ok(())
+}
+
 /// Compacts the segments of `plan` into `.cleaned` files beside them: pure file work
 /// on the plan's shared handles, for any thread. Memory: the key map (at most
 /// `key_map_capacity` entries of 16 bytes plus hash-table overhead) and one batch (plus
@@ -742,12 +774,15 @@ fn rewrite_segment(
 /// Tombstones are removed when their batch's `maxTimestamp` is below
 /// `now_ms - delete_retention_ms` (Kafka counts from when the segment was first
 /// cleaned; the batch time is an approximation that never removes one earlier than
-/// Kafka's rule would on a log cleaned promptly). The written files are synced before
-/// this returns. Only one clean per log at a time.
+/// Kafka's rule would on a log cleaned promptly). The segments the key map covers are
+/// synced before anything is rewritten, and the written files before this returns.
+/// Only one clean per log at a time.
 ///
 /// # Errors
-/// [`CleanError::ZeroKeyMapCapacity`]; [`CleanError::Io`] when reading or writing
-/// fails; [`CleanError::Corrupt`], [`CleanError::MalformedRecords`] or
+/// [`CleanError::ZeroKeyMapCapacity`]; [`CleanError::EarlierSyncFailed`] after a failed
+/// sync of the log; [`CleanError::Io`] when reading, writing or syncing fails (a failed
+/// sync of a segment fails every later sync of the log); [`CleanError::Corrupt`],
+/// [`CleanError::MalformedRecords`] or
 /// [`CleanError::Compression`] for a batch that cannot be decoded. Files written so
 /// far are removed.
 pub fn clean(
@@ -761,6 +796,7 @@ pub fn clean(
     }
     let mut records = Vec::new();
     let (map, map_end) = build_key_map(plan, key_map_capacity, &mut records)?;
+    sync_sources(plan, map_end)?;
     let tombstone_deadline = if delete_retention_ms < 0 {
         i64::MIN
     } else {

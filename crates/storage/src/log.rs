@@ -1132,6 +1132,7 @@ impl Log {
         }
         Some(CleanPlan {
             backend: Arc::clone(&self.backend),
+            sync_failed: Arc::clone(&self.sync_failed),
             dir: self.dir.clone(),
             segments,
             first_dirty_offset: first_dirty,
