@@ -8,7 +8,7 @@ use sluice_protocol::record::{BatchHeader, Compression, RecordBatchBuilder, deco
 use sluice_storage::{Log, LogConfig, cleaner};
 
 use crate::batch::split;
-use crate::fixture::small_config;
+use crate::fixture::{Disk, small_config};
 
 /// (offset, key, value) of one record.
 pub type Kv = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -323,7 +323,7 @@ mod model {
     //! Model-based test of compaction: random keyed appends (tombstones included),
     //! rolls, reopens, compactions to convergence (small key maps too), cleans that
     //! race appends and rolls, and crashes between clean and install, against the
-    //! list of every record appended.
+    //! list of every record appended; on real files or on the in-memory backend.
     //!
     //! Always: the log holds a subset of the appended records at their offsets, the
     //! latest record of every key, everything in the active segment, and the same log
@@ -427,13 +427,12 @@ mod model {
         }
     }
 
-    fn run(segment_bytes: u64, ops: Vec<Op>) {
+    fn run(segment_bytes: u64, ops: Vec<Op>, disk: Disk) {
         let config = LogConfig {
             segment_bytes,
             ..small_config()
         };
-        let tmp = tempfile::tempdir().unwrap();
-        let mut log = Log::open(tmp.path(), config).unwrap();
+        let mut log = disk.open(config);
         let mut model = Model {
             records: Vec::new(),
             next_value: 0,
@@ -464,7 +463,7 @@ mod model {
                         std::mem::forget(cleaner::clean(&plan, NOW, FOREVER, 2).unwrap());
                     }
                     drop(log);
-                    log = Log::open(tmp.path(), config).unwrap();
+                    log = disk.open(config);
                 }
                 Op::Reopen { clean } => {
                     if clean {
@@ -472,7 +471,7 @@ mod model {
                     } else {
                         drop(log);
                     }
-                    log = Log::open(tmp.path(), config).unwrap();
+                    log = disk.open(config);
                 }
             }
             model.check(&log, converged);
@@ -485,8 +484,10 @@ mod model {
         fn compaction_matches_model(
             segment_bytes in prop_oneof![Just(300u64), Just(700), Just(2048)],
             ops in prop::collection::vec(op(), 1..50),
+            memory in any::<bool>(),
         ) {
-            run(segment_bytes, ops);
+            let [std, mem] = Disk::both();
+            run(segment_bytes, ops, if memory { mem } else { std });
         }
     }
 }
