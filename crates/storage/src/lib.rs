@@ -26,6 +26,10 @@
 //!   only moves up, and is durable before the segments below it are removed.
 //! - Every segment wholly below the recovery point was synced; after an unclean
 //!   shutdown the segments from it on are checked batch by batch (CRC included).
+//! - After a power loss the log is a prefix of what was appended (compaction aside)
+//!   holding everything a successful sync covered. A failed sync fails every later
+//!   one ([`SyncError::EarlierSyncFailed`]); the cleaner removes a record only because
+//!   of a later one that is durable.
 //! - Sealed segments' indexes are written once, then mapped read-only and never
 //!   written again (`UNSAFE.md`); the active segment's indexes live in memory and are
 //!   written when it is sealed and on [`Log::close`].
