@@ -31,20 +31,17 @@ pub(crate) fn set_uring_runtime(uring: bool) {
 }
 
 /// Syncs a handle's files through io_uring, then finishes it (a rare checkpoint write
-/// goes to the blocking pool).
+/// goes to the blocking pool). A failed sync is recorded on the handle, so that every
+/// later sync of the log fails too.
 async fn sync_with_uring(handle: &sluice_storage::SyncHandle) -> Result<(), FlushFailed> {
     let failed = |e: &dyn std::fmt::Display| FlushFailed {
         reason: e.to_string(),
     };
     for (file, is_dir) in handle.files() {
-        let file = tokio_uring::fs::File::from_std(file.try_clone().map_err(|e| failed(&e))?);
-        let synced = if is_dir {
-            file.sync_all().await
-        } else {
-            file.sync_data().await
-        };
-        let _ = file.close().await;
-        synced.map_err(|e| failed(&e))?;
+        if let Err(e) = sync_one(file, is_dir).await {
+            handle.mark_failed();
+            return Err(failed(&e));
+        }
     }
     if handle.has_checkpoint() {
         let handle = handle.clone();
@@ -52,8 +49,35 @@ async fn sync_with_uring(handle: &sluice_storage::SyncHandle) -> Result<(), Flus
             .await
             .map_err(|e| failed(&e))?
             .map_err(|e| failed(&e))?;
+    } else {
+        handle.finish().map_err(|e| failed(&e))?;
     }
     Ok(())
+}
+
+/// One `fsync` (directory) or `fdatasync` (file) through io_uring on a duplicate of
+/// the file's descriptor; on the blocking pool for a file without one (an in-memory
+/// file backend).
+async fn sync_one(
+    file: &std::sync::Arc<dyn sluice_storage::BackendFile>,
+    is_dir: bool,
+) -> std::io::Result<()> {
+    let Some(fd) = file.as_fd() else {
+        let file = std::sync::Arc::clone(file);
+        return tokio::task::spawn_blocking(move || file.sync())
+            .await
+            .map_err(std::io::Error::other)?;
+    };
+    // Owned by the io_uring file and closed with it.
+    let owned = fd.try_clone_to_owned()?;
+    let file = tokio_uring::fs::File::from_std(std::fs::File::from(owned));
+    let synced = if is_dir {
+        file.sync_all().await
+    } else {
+        file.sync_data().await
+    };
+    let _ = file.close().await;
+    synced
 }
 
 /// The fsync failed: the log's durability is unknown, and the append must not be

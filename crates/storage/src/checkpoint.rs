@@ -6,17 +6,17 @@
 //! .clean_shutdown    empty; present only between Log::close and the next Log::open
 //! ```
 //!
-//! A checkpoint is replaced atomically: written to a temporary file, `fsync`ed,
-//! renamed over the old one, then the directory is `fsync`ed. A file that is missing,
+//! A checkpoint is replaced atomically: written to a temporary file, synced
+//! (`fdatasync`), renamed over the old one, then the directory is synced (`fsync`). A file that is missing,
 //! of the wrong size, with the wrong magic or whose complement does not match reads as
 //! "no checkpoint" (with a warning when it exists), and the caller falls back to the
 //! safe default (log start = first segment, recovery point = 0, i.e. a full scan).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::backend::{BackendFile, FileBackend, remove_if_exists};
 use crate::error::{IoFailure, IoOp};
 
 /// File name of the log start offset checkpoint.
@@ -65,114 +65,140 @@ pub(crate) fn next_tag() -> u64 {
 }
 
 /// Reads the checkpoint `name` in `dir`: `None` when missing or damaged (logged).
-pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<i64>, IoFailure> {
+pub(crate) fn read(
+    backend: &dyn FileBackend,
+    dir: &Path,
+    name: &str,
+) -> Result<Option<i64>, IoFailure> {
     let path = dir.join(name);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
+    let file = match backend.open(&path, false) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoFailure::new(IoOp::Read, &path, e)),
+        Err(e) => return Err(IoFailure::new(IoOp::Open, &path, e)),
     };
-    let value = decode(&bytes);
+    let len = file
+        .len()
+        .map_err(|e| IoFailure::new(IoOp::Metadata, &path, e))?;
+    let value = if len == CHECKPOINT_LEN as u64 {
+        let mut bytes = [0u8; CHECKPOINT_LEN];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| IoFailure::new(IoOp::Read, &path, e))?;
+        decode(&bytes)
+    } else {
+        None
+    };
     if value.is_none() {
-        tracing::warn!(path = %path.display(), len = bytes.len(),
-            "ignoring damaged checkpoint file");
+        tracing::warn!(path = %path.display(), len, "ignoring damaged checkpoint file");
     }
     Ok(value)
 }
 
 /// Replaces the checkpoint `name` in `dir` with `value`, durably: temporary file
-/// `<name>.<tag>.tmp` (distinct tags let two writers run at once), `fsync`, rename,
-/// `fsync` of `dir_file`.
+/// `<name>.<tag>.tmp` (distinct tags let two writers run at once), sync, rename,
+/// sync of `dir_file`.
 pub(crate) fn write(
+    backend: &dyn FileBackend,
     dir: &Path,
-    dir_file: &File,
+    dir_file: &dyn BackendFile,
     name: &str,
     tag: u64,
     value: i64,
 ) -> Result<(), IoFailure> {
     let tmp = dir.join(format!("{name}.{tag}{TMP_SUFFIX}"));
     let path = dir.join(name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
+    let file = backend
+        .create(&tmp)
         .map_err(|e| IoFailure::new(IoOp::Create, &tmp, e))?;
-    file.write_all(&encode(value))
+    file.write_all_at(&encode(value), 0)
         .map_err(|e| IoFailure::new(IoOp::Write, &tmp, e))?;
-    file.sync_all()
+    file.sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, &tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| IoFailure::new(IoOp::Rename, &tmp, e))?;
+    backend
+        .rename(&tmp, &path)
+        .map_err(|e| IoFailure::new(IoOp::Rename, &tmp, e))?;
     dir_file
-        .sync_all()
+        .sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, dir, e))
 }
 
 /// Removes temporary checkpoint files left by a crash during [`write`].
-pub(crate) fn remove_temporaries(dir: &Path) -> Result<(), IoFailure> {
-    let entries = fs::read_dir(dir).map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-        let name = entry.file_name();
+pub(crate) fn remove_temporaries(backend: &dyn FileBackend, dir: &Path) -> Result<(), IoFailure> {
+    let names = backend
+        .list_dir(dir)
+        .map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
+    for name in names {
         let Some(name) = name.to_str() else { continue };
         let ours = [LOG_START_OFFSET, RECOVERY_POINT, CLEANER_OFFSET]
             .iter()
             .any(|c| name.strip_prefix(c).is_some_and(|r| r.starts_with('.')));
         if ours && name.ends_with(TMP_SUFFIX) {
-            let path = entry.path();
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e)),
-            }
+            let path = dir.join(name);
+            remove_if_exists(backend, &path).map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
         }
     }
     Ok(())
 }
 
 /// Whether the clean-shutdown marker exists.
-pub(crate) fn clean_marker_exists(dir: &Path) -> Result<bool, IoFailure> {
+pub(crate) fn clean_marker_exists(
+    backend: &dyn FileBackend,
+    dir: &Path,
+) -> Result<bool, IoFailure> {
     let path = dir.join(CLEAN_SHUTDOWN);
-    match fs::symlink_metadata(&path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(IoFailure::new(IoOp::Metadata, &path, e)),
-    }
+    backend
+        .exists(&path)
+        .map_err(|e| IoFailure::new(IoOp::Metadata, &path, e))
 }
 
-/// Creates the clean-shutdown marker durably (file, then directory `fsync`).
-pub(crate) fn write_clean_marker(dir: &Path, dir_file: &File) -> Result<(), IoFailure> {
+/// Creates the clean-shutdown marker durably (file, then directory sync).
+pub(crate) fn write_clean_marker(
+    backend: &dyn FileBackend,
+    dir: &Path,
+    dir_file: &dyn BackendFile,
+) -> Result<(), IoFailure> {
     let path = dir.join(CLEAN_SHUTDOWN);
-    let file = File::create(&path).map_err(|e| IoFailure::new(IoOp::Create, &path, e))?;
-    file.sync_all()
+    let file = backend
+        .create(&path)
+        .map_err(|e| IoFailure::new(IoOp::Create, &path, e))?;
+    file.sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, &path, e))?;
     dir_file
-        .sync_all()
+        .sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, dir, e))
 }
 
 /// Removes the clean-shutdown marker durably, so that a crash from now on is seen as
 /// unclean by the next open.
-pub(crate) fn remove_clean_marker(dir: &Path, dir_file: &File) -> Result<(), IoFailure> {
+pub(crate) fn remove_clean_marker(
+    backend: &dyn FileBackend,
+    dir: &Path,
+    dir_file: &dyn BackendFile,
+) -> Result<(), IoFailure> {
     let path = dir.join(CLEAN_SHUTDOWN);
-    match fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e)),
+    let removed =
+        remove_if_exists(backend, &path).map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
+    if !removed {
+        return Ok(());
     }
     dir_file
-        .sync_all()
+        .sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, dir, e))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::fs;
+    use std::sync::Arc;
 
-    fn dir() -> (tempfile::TempDir, File) {
+    use super::*;
+    use crate::backend::StdBackend;
+
+    const B: &StdBackend = &StdBackend;
+
+    fn dir() -> (tempfile::TempDir, Arc<dyn BackendFile>) {
         let tmp = tempfile::tempdir().unwrap();
-        let f = File::open(tmp.path()).unwrap();
+        let f = B.open_dir(tmp.path()).unwrap();
         (tmp, f)
     }
 
@@ -182,10 +208,10 @@ mod tests {
             assert_eq!(decode(&encode(v)), Some(v));
         }
         let (tmp, f) = dir();
-        write(tmp.path(), &f, RECOVERY_POINT, 0, 4711).unwrap();
-        assert_eq!(read(tmp.path(), RECOVERY_POINT).unwrap(), Some(4711));
-        write(tmp.path(), &f, RECOVERY_POINT, 1, 4712).unwrap();
-        assert_eq!(read(tmp.path(), RECOVERY_POINT).unwrap(), Some(4712));
+        write(B, tmp.path(), f.as_ref(), RECOVERY_POINT, 0, 4711).unwrap();
+        assert_eq!(read(B, tmp.path(), RECOVERY_POINT).unwrap(), Some(4711));
+        write(B, tmp.path(), f.as_ref(), RECOVERY_POINT, 1, 4712).unwrap();
+        assert_eq!(read(B, tmp.path(), RECOVERY_POINT).unwrap(), Some(4712));
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
@@ -193,7 +219,7 @@ mod tests {
     #[test]
     fn missing_reads_as_none() {
         let (tmp, _f) = dir();
-        assert_eq!(read(tmp.path(), LOG_START_OFFSET).unwrap(), None);
+        assert_eq!(read(B, tmp.path(), LOG_START_OFFSET).unwrap(), None);
     }
 
     #[test]
@@ -203,20 +229,24 @@ mod tests {
         let path = tmp.path().join(LOG_START_OFFSET);
         for len in 0..CHECKPOINT_LEN {
             fs::write(&path, &good[..len]).unwrap();
-            assert_eq!(read(tmp.path(), LOG_START_OFFSET).unwrap(), None, "{len}");
+            assert_eq!(
+                read(B, tmp.path(), LOG_START_OFFSET).unwrap(),
+                None,
+                "{len}"
+            );
         }
         for i in 0..CHECKPOINT_LEN {
             let mut bad = good;
             bad[i] ^= 0x10;
             fs::write(&path, bad).unwrap();
-            assert_eq!(read(tmp.path(), LOG_START_OFFSET).unwrap(), None, "{i}");
+            assert_eq!(read(B, tmp.path(), LOG_START_OFFSET).unwrap(), None, "{i}");
         }
         let mut long = good.to_vec();
         long.push(0);
         fs::write(&path, &long).unwrap();
-        assert_eq!(read(tmp.path(), LOG_START_OFFSET).unwrap(), None);
+        assert_eq!(read(B, tmp.path(), LOG_START_OFFSET).unwrap(), None);
         fs::write(&path, [0xffu8; 4096]).unwrap();
-        assert_eq!(read(tmp.path(), LOG_START_OFFSET).unwrap(), None);
+        assert_eq!(read(B, tmp.path(), LOG_START_OFFSET).unwrap(), None);
     }
 
     #[test]
@@ -232,7 +262,7 @@ mod tests {
         ] {
             fs::write(d.join(name), b"x").unwrap();
         }
-        remove_temporaries(d).unwrap();
+        remove_temporaries(B, d).unwrap();
         let mut left: Vec<_> = fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -247,11 +277,11 @@ mod tests {
     #[test]
     fn clean_marker_lifecycle() {
         let (tmp, f) = dir();
-        assert!(!clean_marker_exists(tmp.path()).unwrap());
-        write_clean_marker(tmp.path(), &f).unwrap();
-        assert!(clean_marker_exists(tmp.path()).unwrap());
-        remove_clean_marker(tmp.path(), &f).unwrap();
-        assert!(!clean_marker_exists(tmp.path()).unwrap());
-        remove_clean_marker(tmp.path(), &f).unwrap();
+        assert!(!clean_marker_exists(B, tmp.path()).unwrap());
+        write_clean_marker(B, tmp.path(), f.as_ref()).unwrap();
+        assert!(clean_marker_exists(B, tmp.path()).unwrap());
+        remove_clean_marker(B, tmp.path(), f.as_ref()).unwrap();
+        assert!(!clean_marker_exists(B, tmp.path()).unwrap());
+        remove_clean_marker(B, tmp.path(), f.as_ref()).unwrap();
     }
 }

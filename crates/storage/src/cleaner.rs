@@ -50,12 +50,11 @@
 //! not kept to preserve producer state (Kafka keeps the last batch of each producer).
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_protocol::record::{
@@ -63,6 +62,7 @@ use sluice_protocol::record::{
     decompress, read_varint, read_varlong, try_compress,
 };
 
+use crate::backend::{BackendFile, FileBackend, remove_if_exists};
 use crate::error::{CorruptionKind, IoFailure, IoOp};
 
 /// Suffix of a rewritten segment before it is installed: `<base>.log.cleaned`.
@@ -129,6 +129,14 @@ pub enum CleanError {
     /// `key_map_capacity` was 0: no progress is possible.
     #[error("key map capacity must be at least 1")]
     ZeroKeyMapCapacity,
+    /// A sync of the log failed earlier (see
+    /// [`SyncError::EarlierSyncFailed`](crate::SyncError::EarlierSyncFailed)): what
+    /// the segments hold may not be durable, so nothing is compacted on top of it.
+    #[error("an earlier sync of the log in {dir} failed", dir = .dir.display())]
+    EarlierSyncFailed {
+        /// The partition directory.
+        dir: PathBuf,
+    },
 }
 
 impl From<IoFailure> for CleanError {
@@ -149,7 +157,7 @@ pub(crate) struct PlannedSegment {
     pub(crate) size: u64,
     /// The `.log` file as it was when planned: reading it stays valid even if the log
     /// replaces or removes the path meanwhile.
-    pub(crate) file: Arc<File>,
+    pub(crate) file: Arc<dyn BackendFile>,
     pub(crate) path: PathBuf,
 }
 
@@ -157,6 +165,10 @@ pub(crate) struct PlannedSegment {
 /// [`Log::cleanable`](crate::Log::cleanable); `Send`, for another thread.
 #[derive(Debug, Clone)]
 pub struct CleanPlan {
+    /// The log's file system.
+    pub(crate) backend: Arc<dyn FileBackend>,
+    /// The log's failed-sync flag (see [`SyncHandle::run`](crate::SyncHandle::run)).
+    pub(crate) sync_failed: Arc<AtomicBool>,
     pub(crate) dir: PathBuf,
     /// Cleanable segments, oldest first (sealed, older than the compaction lag).
     pub(crate) segments: Vec<PlannedSegment>,
@@ -212,7 +224,7 @@ pub(crate) struct CleanedSegment {
     pub(crate) base_offset: i64,
     pub(crate) next_offset: i64,
     /// The file the rewrite was made from: install only replaces that very file.
-    pub(crate) source: Arc<File>,
+    pub(crate) source: Arc<dyn BackendFile>,
     pub(crate) cleaned_path: PathBuf,
     pub(crate) cleaned_size: u64,
 }
@@ -245,6 +257,8 @@ pub struct CleanStats {
 /// Dropping it without installing removes the files.
 #[derive(Debug)]
 pub struct CleanedSegments {
+    /// The file system the files are on (to remove them when dropped).
+    pub(crate) backend: Arc<dyn FileBackend>,
     pub(crate) segments: Vec<CleanedSegment>,
     /// Offsets below this are compacted once the segments are installed.
     pub(crate) cleaned_up_to: i64,
@@ -271,17 +285,15 @@ impl CleanedSegments {
 impl Drop for CleanedSegments {
     fn drop(&mut self) {
         for s in &self.segments {
-            remove_quietly(&s.cleaned_path);
+            remove_quietly(self.backend.as_ref(), &s.cleaned_path);
         }
     }
 }
 
-pub(crate) fn remove_quietly(path: &Path) {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(path = %path.display(), error = %e,
-            "cannot remove cleaned segment file"),
+pub(crate) fn remove_quietly(backend: &dyn FileBackend, path: &Path) {
+    if let Err(e) = remove_if_exists(backend, path) {
+        tracing::warn!(path = %path.display(), error = %e,
+            "cannot remove cleaned segment file");
     }
 }
 
@@ -292,25 +304,41 @@ pub(crate) fn cleaned_path(log_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Removes `*.cleaned` files left in `dir` by a crash during a clean or an install.
-pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), IoFailure> {
-    let entries = fs::read_dir(dir).map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-        let name = entry.file_name();
+/// Removes `*.cleaned` files left in `dir` by a crash during a clean or an install,
+/// and `*.truncated` ones left by a crash during [`Log::truncate_to`](crate::Log::truncate_to).
+pub(crate) fn remove_leftovers(backend: &dyn FileBackend, dir: &Path) -> Result<(), IoFailure> {
+    let names = backend
+        .list_dir(dir)
+        .map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
+    for name in names {
         if name.to_str().is_some_and(|n| {
             n.ends_with(CLEANED_SUFFIX) || n.ends_with(crate::log::TRUNCATED_SUFFIX)
         }) {
-            let path = entry.path();
+            let path = dir.join(name);
             tracing::info!(path = %path.display(), "removing leftover cleaned segment");
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e)),
-            }
+            remove_if_exists(backend, &path).map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
         }
     }
     Ok(())
+}
+
+/// `io::Write` at the end of a backend file (positional writes), for the cleaner's
+/// buffered output.
+struct FileWriter {
+    file: Arc<dyn BackendFile>,
+    position: u64,
+}
+
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.position)?;
+        self.position = self.position.saturating_add(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Identity hasher: keys are already 64-bit hashes.
@@ -605,6 +633,7 @@ fn rebuild_batch(
 /// nothing would change.
 #[allow(clippy::too_many_arguments)]
 fn rewrite_segment(
+    backend: &dyn FileBackend,
     seg: &PlannedSegment,
     map: &KeyMap,
     map_end: i64,
@@ -613,14 +642,11 @@ fn rewrite_segment(
     records: &mut Vec<RawRecord>,
 ) -> Result<Option<CleanedSegment>, CleanError> {
     let out_path = cleaned_path(&seg.path);
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&out_path)
+    let file = backend
+        .create(&out_path)
         .map_err(|e| IoFailure::new(IoOp::Create, &out_path, e))?;
     let write_err = |e| CleanError::from(IoFailure::new(IoOp::Write, &out_path, e));
-    let mut out = BufWriter::with_capacity(READ_AHEAD, file);
+    let mut out = BufWriter::with_capacity(READ_AHEAD, FileWriter { file, position: 0 });
     let mut written = 0u64;
     let mut changed = false;
     let mut kept_bytes = Vec::new();
@@ -702,13 +728,15 @@ fn rewrite_segment(
     stats.bytes_written = stats.bytes_written.saturating_add(written);
     if !changed {
         drop(out);
-        remove_quietly(&out_path);
+        remove_quietly(backend, &out_path);
         return Ok(None);
     }
-    let file = out
+    let writer = out
         .into_inner()
         .map_err(|e| IoFailure::new(IoOp::Write, &out_path, e.into_error()))?;
-    file.sync_all()
+    writer
+        .file
+        .sync()
         .map_err(|e| IoFailure::new(IoOp::Sync, &out_path, e))?;
     stats.segments_rewritten = stats.segments_rewritten.saturating_add(1);
     Ok(Some(CleanedSegment {
@@ -720,6 +748,27 @@ fn rewrite_segment(
     }))
 }
 
+/// Makes the segments the key map covers durable before anything is removed because
+/// of them: a record goes when a later one of its key exists, and a crash must not
+/// keep the rewrite while losing what superseded it (the segments may not have been
+/// synced yet; for those that were, this is cheap). A failed sync counts as a failed
+/// sync of the log.
+fn sync_sources(plan: &CleanPlan, map_end: i64) -> Result<(), CleanError> {
+    let earlier = || CleanError::EarlierSyncFailed {
+        dir: plan.dir.clone(),
+    };
+    if plan.sync_failed.load(Ordering::SeqCst) {
+        return Err(earlier());
+    }
+    for seg in plan.segments.iter().filter(|s| s.base_offset < map_end) {
+        if let Err(e) = seg.file.sync() {
+            plan.sync_failed.store(true, Ordering::SeqCst);
+            return Err(IoFailure::new(IoOp::Sync, &seg.path, e).into());
+        }
+    }
+    Ok(())
+}
+
 /// Compacts the segments of `plan` into `.cleaned` files beside them: pure file work
 /// on the plan's shared handles, for any thread. Memory: the key map (at most
 /// `key_map_capacity` entries of 16 bytes plus hash-table overhead) and one batch (plus
@@ -728,12 +777,15 @@ fn rewrite_segment(
 /// Tombstones are removed when their batch's `maxTimestamp` is below
 /// `now_ms - delete_retention_ms` (Kafka counts from when the segment was first
 /// cleaned; the batch time is an approximation that never removes one earlier than
-/// Kafka's rule would on a log cleaned promptly). The written files are synced before
-/// this returns. Only one clean per log at a time.
+/// Kafka's rule would on a log cleaned promptly). The segments the key map covers are
+/// synced before anything is rewritten, and the written files before this returns.
+/// Only one clean per log at a time.
 ///
 /// # Errors
-/// [`CleanError::ZeroKeyMapCapacity`]; [`CleanError::Io`] when reading or writing
-/// fails; [`CleanError::Corrupt`], [`CleanError::MalformedRecords`] or
+/// [`CleanError::ZeroKeyMapCapacity`]; [`CleanError::EarlierSyncFailed`] after a failed
+/// sync of the log; [`CleanError::Io`] when reading, writing or syncing fails (a failed
+/// sync of a segment fails every later sync of the log); [`CleanError::Corrupt`],
+/// [`CleanError::MalformedRecords`] or
 /// [`CleanError::Compression`] for a batch that cannot be decoded. Files written so
 /// far are removed.
 pub fn clean(
@@ -747,12 +799,14 @@ pub fn clean(
     }
     let mut records = Vec::new();
     let (map, map_end) = build_key_map(plan, key_map_capacity, &mut records)?;
+    sync_sources(plan, map_end)?;
     let tombstone_deadline = if delete_retention_ms < 0 {
         i64::MIN
     } else {
         now_ms.saturating_sub(delete_retention_ms)
     };
     let mut done = CleanedSegments {
+        backend: Arc::clone(&plan.backend),
         segments: Vec::new(),
         cleaned_up_to: map_end,
         stats: CleanStats {
@@ -762,6 +816,7 @@ pub fn clean(
     };
     for seg in plan.segments.iter().filter(|s| s.base_offset < map_end) {
         let result = rewrite_segment(
+            plan.backend.as_ref(),
             seg,
             &map,
             map_end,
@@ -773,7 +828,7 @@ pub fn clean(
             Ok(Some(c)) => done.segments.push(c),
             Ok(None) => {}
             Err(e) => {
-                remove_quietly(&cleaned_path(&seg.path));
+                remove_quietly(plan.backend.as_ref(), &cleaned_path(&seg.path));
                 return Err(e);
             }
         }

@@ -266,6 +266,13 @@ pub enum SyncError {
         #[source]
         source: io::Error,
     },
+    /// An earlier sync of the log failed, so nothing written before it can be known
+    /// durable any more; every sync of the log fails from then on.
+    #[error("an earlier sync of the log in {dir} failed", dir = .dir.display())]
+    EarlierSyncFailed {
+        /// The partition directory.
+        dir: PathBuf,
+    },
 }
 
 impl From<IoFailure> for SyncError {

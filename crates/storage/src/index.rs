@@ -17,16 +17,17 @@
 //! `&[u8]`, the same for both, and never trust the bytes: a short or odd-length buffer
 //! just yields fewer entries.
 //!
-//! This module holds the crate's only `unsafe` (the mmap); see `UNSAFE.md`.
+//! This module holds the crate's calls of [`BackendFile::map`] (an `unsafe fn`: the
+//! mmap of real files); see `UNSAFE.md`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use bytes::Bytes;
 
+use crate::backend::{BackendFile, FileBackend};
 use crate::error::{IoFailure, IoOp};
+use crate::segment_file::SegmentFile;
 
 /// Bytes of one `.index` entry.
 pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
@@ -132,41 +133,23 @@ pub(crate) fn push_time_entry(entries: &mut Vec<u8>, entry: TimeEntry) {
 pub(crate) enum IndexBytes {
     /// Active segment (or an empty file, which cannot be mapped).
     Memory(Vec<u8>),
-    /// Sealed segment: the file, mapped read-only.
-    Mapped(Mmap),
+    /// Sealed segment: the file, mapped read-only ([`BackendFile::map`]).
+    Mapped(Bytes),
 }
 
-/// A sealed segment's `.log` file mapped read-only, shared by the reads that return
-/// slices of it (a fetch's bytes point straight into the page cache).
-#[derive(Debug)]
-pub(crate) struct MappedLog(Mmap);
-
-impl AsRef<[u8]> for MappedLog {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl MappedLog {
-    /// Maps a sealed segment's `.log` file read-only; `None` for an empty file. The
-    /// caller promises the file is sealed: never written or truncated again while a
-    /// mapping lives (see `UNSAFE.md`).
-    #[allow(unsafe_code)]
-    pub(crate) fn map(file: &File, path: &Path) -> Result<Option<Self>, IoFailure> {
-        let len = file
-            .metadata()
-            .map_err(|e| IoFailure::new(IoOp::Metadata, path, e))?
-            .len();
-        if len == 0 {
-            return Ok(None);
-        }
-        // SAFETY: the mapped bytes could only change or fault if the file were written
-        // or truncated while mapped. Only sealed segments are mapped, a sealed `.log` is
-        // never written again, and it is removed by unlink or replaced by rename (both
-        // keep the mapped inode intact); see UNSAFE.md.
-        let map = unsafe { Mmap::map(file) }.map_err(|e| IoFailure::new(IoOp::Map, path, e))?;
-        Ok(Some(Self(map)))
-    }
+/// Maps a sealed segment's `.log` file read-only, for reads that return slices of it
+/// (a fetch's bytes point straight into the page cache); `None` for an empty file. The
+/// caller promises the file is sealed: never written or truncated again while a
+/// mapping lives (see `UNSAFE.md`).
+#[allow(unsafe_code)]
+pub(crate) fn map_sealed_log(file: &SegmentFile) -> Result<Option<Bytes>, IoFailure> {
+    // SAFETY: the mapped bytes could only change or fault if the file were written
+    // or truncated while mapped. Only sealed segments are mapped, a sealed `.log` is
+    // never written again, and it is removed by unlink or replaced by rename (both
+    // keep the mapped inode intact); see UNSAFE.md.
+    let map =
+        unsafe { file.shared().map() }.map_err(|e| IoFailure::new(IoOp::Map, file.path(), e))?;
+    Ok((!map.is_empty()).then_some(map))
 }
 
 impl Default for IndexBytes {
@@ -194,26 +177,30 @@ impl IndexBytes {
 
     /// Maps an index file read-only. The caller promises the file is complete (written
     /// and not to be written again while this mapping lives; see `UNSAFE.md`).
+    pub(crate) fn map(backend: &dyn FileBackend, path: &Path) -> Result<Self, IoFailure> {
+        let file = backend
+            .open(path, false)
+            .map_err(|e| IoFailure::new(IoOp::Open, path, e))?;
+        Self::map_file(file.as_ref(), path)
+    }
+
+    /// [`map`](Self::map) of a file already open (read-only).
     #[allow(unsafe_code)]
-    pub(crate) fn map(path: &Path) -> Result<Self, IoFailure> {
-        let file = File::open(path).map_err(|e| IoFailure::new(IoOp::Open, path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| IoFailure::new(IoOp::Metadata, path, e))?
-            .len();
-        if len == 0 {
-            // A zero-length mapping is an error on Linux; nothing to map anyway.
+    pub(crate) fn map_file(file: &dyn BackendFile, path: &Path) -> Result<Self, IoFailure> {
+        // SAFETY: `BackendFile::map` is unsafe because the mapped bytes change (or
+        // fault with SIGBUS) if the file is written or truncated while mapped. Index
+        // files are mapped only once their segment is sealed; from then on this process
+        // never opens them for writing and never truncates them (a sealed segment's
+        // indexes are written exactly once, before this call, and a segment is only
+        // deleted by unlinking, which leaves the mapped inode alive). The partition
+        // directory is owned by this broker alone. The bytes are read as untrusted data
+        // (all lookups are bounds-checked), so even foreign writes cannot cause
+        // out-of-bounds access.
+        let map = unsafe { file.map() }.map_err(|e| IoFailure::new(IoOp::Map, path, e))?;
+        if map.is_empty() {
+            // Nothing to map (a zero-length mapping is an error on Linux).
             return Ok(Self::Memory(Vec::new()));
         }
-        // SAFETY: `Mmap::map` is unsafe because the mapped bytes change (or fault with
-        // SIGBUS) if the file is written or truncated while mapped. Index files are
-        // mapped only once their segment is sealed; from then on this process never
-        // opens them for writing and never truncates them (a sealed segment's indexes
-        // are written exactly once, before this call, and a segment is only deleted by
-        // unlinking, which leaves the mapped inode alive). The partition directory is
-        // owned by this broker alone. The bytes are read as untrusted data (all lookups
-        // are bounds-checked), so even foreign writes cannot cause out-of-bounds access.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| IoFailure::new(IoOp::Map, path, e))?;
         Ok(Self::Mapped(map))
     }
 }
@@ -223,16 +210,17 @@ impl IndexBytes {
 ///
 /// Must not be called on a file that is currently mapped (see `UNSAFE.md`): only the
 /// active segment's indexes, which live in memory, are written.
-pub(crate) fn write_index_file(path: &Path, bytes: &[u8]) -> Result<Arc<File>, IoFailure> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+pub(crate) fn write_index_file(
+    backend: &dyn FileBackend,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Arc<dyn BackendFile>, IoFailure> {
+    let file = backend
+        .create(path)
         .map_err(|e| IoFailure::new(IoOp::Create, path, e))?;
-    file.write_all(bytes)
+    file.write_all_at(bytes, 0)
         .map_err(|e| IoFailure::new(IoOp::Write, path, e))?;
-    Ok(Arc::new(file))
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -305,14 +293,18 @@ mod tests {
     #[test]
     fn mapped_file_reads_back_what_was_written() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("00000000000000000000.index");
-        let idx = offsets(&[(0, 0), (3, 77)]);
-        write_index_file(&path, &idx).unwrap();
-        let mapped = IndexBytes::map(&path).unwrap();
-        assert!(matches!(mapped, IndexBytes::Mapped(_)));
-        assert_eq!(mapped.as_slice(), &idx[..]);
-        write_index_file(&dir.path().join("empty.index"), &[]).unwrap();
-        let empty = IndexBytes::map(&dir.path().join("empty.index")).unwrap();
-        assert!(empty.as_slice().is_empty());
+        let memory = crate::backend::MemoryBackend::new();
+        memory.create_dir_all(dir.path()).unwrap();
+        for backend in [&crate::backend::StdBackend as &dyn FileBackend, &memory] {
+            let path = dir.path().join("00000000000000000000.index");
+            let idx = offsets(&[(0, 0), (3, 77)]);
+            write_index_file(backend, &path, &idx).unwrap();
+            let mapped = IndexBytes::map(backend, &path).unwrap();
+            assert!(matches!(mapped, IndexBytes::Mapped(_)));
+            assert_eq!(mapped.as_slice(), &idx[..]);
+            write_index_file(backend, &dir.path().join("empty.index"), &[]).unwrap();
+            let empty = IndexBytes::map(backend, &dir.path().join("empty.index")).unwrap();
+            assert!(empty.as_slice().is_empty());
+        }
     }
 }

@@ -26,6 +26,10 @@
 //!   only moves up, and is durable before the segments below it are removed.
 //! - Every segment wholly below the recovery point was synced; after an unclean
 //!   shutdown the segments from it on are checked batch by batch (CRC included).
+//! - After a power loss the log is a prefix of what was appended (compaction aside)
+//!   holding everything a successful sync covered. A failed sync fails every later
+//!   one ([`SyncError::EarlierSyncFailed`]); the cleaner removes a record only because
+//!   of a later one that is durable.
 //! - Sealed segments' indexes are written once, then mapped read-only and never
 //!   written again (`UNSAFE.md`); the active segment's indexes live in memory and are
 //!   written when it is sealed and on [`Log::close`].
@@ -45,12 +49,17 @@
 //!       log-start-offset  recovery-point  (.clean_shutdown, only while closed)
 //! ```
 //!
-//! All I/O is synchronous `std::fs`, confined to `segment_file` (the `.log` file:
-//! `read_at`/`append`/`sync`/`truncate`/`len`) and `index` (index files), so that a
-//! file backend trait can be put in between later.
+//! All I/O is synchronous and goes through the [`FileBackend`] trait ([`backend`]):
+//! [`StdBackend`] (real files: `pread`/`pwrite`, `mmap` of sealed segments and indexes,
+//! `fdatasync`) for [`Log::open`]; with the `testing` feature, an in-memory file system
+//! that tracks what is durable and a fault-injecting one (`backend::Faulty`: failed
+//! syncs, power cuts, torn writes), for [`Log::open_with`]. The `.log` file is reached
+//! through `segment_file`, index files through `index`, and the cleaner, checkpoints and
+//! recovery use the same backend.
 
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod backend;
 mod checkpoint;
 pub mod cleaner;
 mod config;
@@ -63,6 +72,7 @@ mod scan;
 mod segment;
 mod segment_file;
 
+pub use backend::{BackendFile, FileBackend, StdBackend};
 pub use cleaner::{CleanError, CleanPlan, CleanStats, CleanedSegments};
 pub use config::{ConfigError, LogConfig};
 pub use error::{

@@ -4,13 +4,14 @@ mod truncate;
 
 pub(crate) use truncate::TRUNCATED_SUFFIX;
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader, set_base_offset};
 
+use crate::backend::{BackendFile, FileBackend, StdBackend, remove_if_exists};
 use crate::checkpoint::{self, CLEANER_OFFSET, LOG_START_OFFSET, RECOVERY_POINT};
 use crate::cleaner::{self, CleanError, CleanPlan, CleanedSegments, PlannedSegment};
 use crate::config::LogConfig;
@@ -111,7 +112,7 @@ pub struct BatchLocation {
 #[derive(Debug, Clone)]
 struct PendingSync {
     seq: u64,
-    file: Arc<File>,
+    file: Arc<dyn BackendFile>,
     path: PathBuf,
     is_dir: bool,
 }
@@ -119,8 +120,9 @@ struct PendingSync {
 /// A recovery point checkpoint to write once the files of a [`SyncHandle`] are synced.
 #[derive(Debug, Clone)]
 struct RecoveryCheckpoint {
+    backend: Arc<dyn FileBackend>,
     dir: PathBuf,
-    dir_file: Arc<File>,
+    dir_file: Arc<dyn BackendFile>,
     value: i64,
 }
 
@@ -144,6 +146,9 @@ pub struct SyncHandle {
     /// Set when the active segment starts above the persisted recovery point: once
     /// everything below it is synced, the recovery point moves up to it.
     checkpoint: Option<RecoveryCheckpoint>,
+    /// Shared with the log and all its handles: set by the first failed sync.
+    failed: Arc<AtomicBool>,
+    dir: PathBuf,
 }
 
 impl SyncHandle {
@@ -158,42 +163,69 @@ impl SyncHandle {
     /// (a 24-byte file replaced by rename, two more `fsync`s). Blocking; thread-safe.
     ///
     /// # Errors
-    /// [`SyncError::Io`] for the first failed sync. Treat it as fatal for the
-    /// partition: after a failed `fsync` the kernel may have dropped the dirty pages.
+    /// [`SyncError::Io`] for the first failed sync, and
+    /// [`SyncError::EarlierSyncFailed`] for every sync of the log after that: after a
+    /// failed `fsync` the kernel may have dropped the dirty pages and marked them
+    /// clean, so a later `fsync` that succeeds proves nothing. Fatal for the
+    /// partition; reopening the log in the same boot does not help either (the page
+    /// cache still looks right), only recovery after a reboot does.
     pub fn run(&self) -> Result<(), SyncError> {
+        self.check()?;
         for p in &self.files {
-            let result = if p.is_dir {
-                p.file.sync_all()
-            } else {
-                p.file.sync_data()
-            };
-            result.map_err(|e| IoFailure::new(IoOp::Sync, &p.path, e))?;
+            if let Err(e) = p.file.sync() {
+                self.mark_failed();
+                return Err(IoFailure::new(IoOp::Sync, &p.path, e).into());
+            }
         }
         self.finish()
     }
 
+    /// Records that a sync of one of [`files`](Self::files) failed, for callers that
+    /// sync them themselves: from now on every sync of the log fails.
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), SyncError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(SyncError::EarlierSyncFailed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// The files [`run`](Self::run) syncs, in order, each with whether it is a
     /// directory (`fsync`) rather than a file (`fdatasync`): for callers that issue the
-    /// syncs themselves (through io_uring), then call [`finish`](Self::finish).
-    pub fn files(&self) -> impl Iterator<Item = (&Arc<File>, bool)> + '_ {
+    /// syncs themselves (through io_uring on [`BackendFile::as_fd`], or
+    /// [`BackendFile::sync`] for files without a descriptor), then call
+    /// [`finish`](Self::finish).
+    pub fn files(&self) -> impl Iterator<Item = (&Arc<dyn BackendFile>, bool)> + '_ {
         self.files.iter().map(|p| (&p.file, p.is_dir))
     }
 
     /// The rest of [`run`](Self::run) once every file of [`files`](Self::files) is
     /// synced: moves the recovery point checkpoint when this sync covers a new segment
-    /// (rare: at most once per segment; blocking).
+    /// (rare: at most once per segment; blocking, else just a check).
     ///
     /// # Errors
-    /// [`SyncError::Io`] when the checkpoint cannot be written.
+    /// [`SyncError::EarlierSyncFailed`] when a sync of the log failed before (this one
+    /// does not count then); [`SyncError::Io`] when the checkpoint cannot be written.
     pub fn finish(&self) -> Result<(), SyncError> {
+        self.check()?;
         if let Some(c) = &self.checkpoint {
-            checkpoint::write(
+            let written = checkpoint::write(
+                c.backend.as_ref(),
                 &c.dir,
-                &c.dir_file,
+                c.dir_file.as_ref(),
                 RECOVERY_POINT,
                 checkpoint::next_tag(),
                 c.value,
-            )?;
+            );
+            if written.is_err() {
+                self.mark_failed();
+            }
+            written?;
         }
         Ok(())
     }
@@ -210,8 +242,9 @@ impl SyncHandle {
 /// `&self` to read, and holds no locks.
 #[derive(Debug)]
 pub struct Log {
+    backend: Arc<dyn FileBackend>,
     dir: PathBuf,
-    dir_file: Arc<File>,
+    dir_file: Arc<dyn BackendFile>,
     config: LogConfig,
     /// Oldest first, never empty; the last is the active segment.
     segments: Vec<Segment>,
@@ -228,6 +261,9 @@ pub struct Log {
     next_seq: u64,
     /// Offsets below this were compacted (`cleaner-offset` checkpoint; 0 if none).
     cleaned_up_to: i64,
+    /// Set by the first failed sync (see [`SyncHandle::run`]); shared with the
+    /// handles, which may run on other threads.
+    sync_failed: Arc<AtomicBool>,
 }
 
 /// What [`Log::install_cleaned`] did.
@@ -266,15 +302,32 @@ impl Log {
     /// [`OpenError::InvalidConfig`] for a bad `config`, [`OpenError::Io`] when the
     /// directory or a file cannot be read, written or created.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, OpenError> {
+        Self::open_with(dir, config, StdBackend::shared())
+    }
+
+    /// [`open`](Self::open) on the file system `backend` ([`StdBackend`] for real
+    /// files; an in-memory or fault-injecting one in tests). Every file operation of
+    /// the log, its [`SyncHandle`]s and its cleaner goes through it.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        backend: Arc<dyn FileBackend>,
+    ) -> Result<Self, OpenError> {
         config.validate()?;
-        fs::create_dir_all(dir).map_err(|e| IoFailure::new(IoOp::CreateDir, dir, e))?;
-        let dir_file = Arc::new(File::open(dir).map_err(|e| IoFailure::new(IoOp::Open, dir, e))?);
-        checkpoint::remove_temporaries(dir)?;
-        cleaner::remove_leftovers(dir)?;
-        let cleaned_up_to = checkpoint::read(dir, CLEANER_OFFSET)?.unwrap_or(0);
-        let clean = checkpoint::clean_marker_exists(dir)?;
-        let recovery_point = checkpoint::read(dir, RECOVERY_POINT)?;
-        let saved_log_start = checkpoint::read(dir, LOG_START_OFFSET)?;
+        let b = backend.as_ref();
+        create_dir_durably(b, dir)?;
+        let dir_file = b
+            .open_dir(dir)
+            .map_err(|e| IoFailure::new(IoOp::Open, dir, e))?;
+        checkpoint::remove_temporaries(b, dir)?;
+        cleaner::remove_leftovers(b, dir)?;
+        let cleaned_up_to = checkpoint::read(b, dir, CLEANER_OFFSET)?.unwrap_or(0);
+        let clean = checkpoint::clean_marker_exists(b, dir)?;
+        let recovery_point = checkpoint::read(b, dir, RECOVERY_POINT)?;
+        let saved_log_start = checkpoint::read(b, dir, LOG_START_OFFSET)?;
         let full_scan_from = if clean {
             i64::MAX
         } else {
@@ -284,9 +337,10 @@ impl Log {
             tracing::info!(dir = %dir.display(), full_scan_from,
                 "no clean shutdown: checking every segment from the recovery point");
         }
-        let loaded = recovery::load(dir, &config, full_scan_from)?;
+        let loaded = recovery::load(b, dir, &config, full_scan_from)?;
         let size_bytes = loaded.segments.iter().map(|s| s.file.len()).sum();
         let mut log = Self {
+            backend,
             dir: dir.to_path_buf(),
             dir_file,
             config,
@@ -298,6 +352,7 @@ impl Log {
             pending: Vec::new(),
             next_seq: 0,
             cleaned_up_to,
+            sync_failed: Arc::new(AtomicBool::new(false)),
         };
         log.log_start = log.first_segment_base();
         let active = log.active_mut();
@@ -305,7 +360,9 @@ impl Log {
             active.first_seen_ms = active.file.modified_ms()?;
         }
         // What the previous process wrote may still sit in the page cache: nothing is
-        // known durable until the first sync, which covers every segment.
+        // known durable until the first sync, which covers every segment, and the
+        // directory after an unclean shutdown (the segments it created may never have
+        // had their names synced) or when recovery changed files.
         let sealed: Vec<_> = log
             .segments
             .iter()
@@ -320,12 +377,12 @@ impl Log {
         for (file, path) in loaded.index_files {
             log.push_pending(file, path, false);
         }
-        if loaded.changed {
+        if loaded.changed || !clean {
             log.push_dir_pending();
         }
         // From here on a crash must be seen as unclean.
         if clean {
-            checkpoint::remove_clean_marker(&log.dir, &log.dir_file)?;
+            checkpoint::remove_clean_marker(log.backend.as_ref(), &log.dir, log.dir_file.as_ref())?;
         }
         if let Some(saved) = saved_log_start {
             log.restore_log_start(saved)?;
@@ -335,8 +392,9 @@ impl Log {
         let active_base = log.active().base_offset;
         if log.recovery_point > active_base {
             checkpoint::write(
+                log.backend.as_ref(),
                 &log.dir,
-                &log.dir_file,
+                log.dir_file.as_ref(),
                 RECOVERY_POINT,
                 checkpoint::next_tag(),
                 active_base,
@@ -357,7 +415,8 @@ impl Log {
             tracing::warn!(dir = %self.dir.display(), log_start_offset = saved,
                 log_end_offset = leo,
                 "log start offset is past the recovered log end; restarting the log empty there");
-            let file = SegmentFile::create(&segment::log_path(&self.dir, saved))?;
+            let file =
+                SegmentFile::create(self.backend.as_ref(), &segment::log_path(&self.dir, saved))?;
             let old = std::mem::replace(&mut self.segments, vec![Segment::new_active(saved, file)]);
             let bases: Vec<i64> = old.iter().map(|s| s.base_offset).collect();
             // Unmap and close before unlinking.
@@ -367,7 +426,7 @@ impl Log {
             self.log_start = saved;
             self.push_dir_pending();
             for base in bases {
-                recovery::remove_segment_files(&self.dir, base)?;
+                recovery::remove_segment_files(self.backend.as_ref(), &self.dir, base)?;
             }
         } else if saved > self.log_start {
             self.log_start = saved;
@@ -376,7 +435,7 @@ impl Log {
         Ok(())
     }
 
-    fn push_pending(&mut self, file: Arc<File>, path: PathBuf, is_dir: bool) {
+    fn push_pending(&mut self, file: Arc<dyn BackendFile>, path: PathBuf, is_dir: bool) {
         self.next_seq = self.next_seq.saturating_add(1);
         self.pending.push(PendingSync {
             seq: self.next_seq,
@@ -602,12 +661,13 @@ impl Log {
         }
         let base_offset = self.log_end_offset();
         let path = segment::log_path(&self.dir, base_offset);
-        let file = SegmentFile::create(&path)?;
-        let sealed = match self.active_mut().write_indexes(true) {
+        let backend = Arc::clone(&self.backend);
+        let file = SegmentFile::create(backend.as_ref(), &path)?;
+        let sealed = match self.active_mut().write_indexes(backend.as_ref(), true) {
             Ok(files) => files,
             Err(e) => {
                 drop(file);
-                if let Err(rm) = fs::remove_file(&path) {
+                if let Err(rm) = backend.remove_file(&path) {
                     tracing::error!(path = %path.display(), error = %rm,
                         "cannot remove new segment after a failed roll");
                 }
@@ -639,6 +699,7 @@ impl Log {
             is_dir: false,
         });
         let checkpoint = (active.base_offset > self.recovery_point).then(|| RecoveryCheckpoint {
+            backend: Arc::clone(&self.backend),
             dir: self.dir.clone(),
             dir_file: Arc::clone(&self.dir_file),
             value: active.base_offset,
@@ -648,6 +709,8 @@ impl Log {
             up_to_offset: self.log_end_offset(),
             seq: self.next_seq,
             checkpoint,
+            failed: Arc::clone(&self.sync_failed),
+            dir: self.dir.clone(),
         }
     }
 
@@ -970,8 +1033,9 @@ impl Log {
     /// Makes `log_start` durable in its checkpoint, then adopts it.
     fn persist_log_start(&mut self, log_start: i64) -> Result<(), IoFailure> {
         checkpoint::write(
+            self.backend.as_ref(),
             &self.dir,
-            &self.dir_file,
+            self.dir_file.as_ref(),
             LOG_START_OFFSET,
             checkpoint::next_tag(),
             log_start,
@@ -1018,7 +1082,7 @@ impl Log {
                 .retain(|p| p.is_dir || p.path.with_extension("log") != log_path);
             // Keep removing the others; the first failure is returned. Files left
             // behind lie below the log start and are removed by the next open.
-            if let Err(e) = recovery::remove_segment_files(&self.dir, base) {
+            if let Err(e) = recovery::remove_segment_files(self.backend.as_ref(), &self.dir, base) {
                 first_error.get_or_insert(e);
             }
         }
@@ -1085,6 +1149,8 @@ impl Log {
             return None;
         }
         Some(CleanPlan {
+            backend: Arc::clone(&self.backend),
+            sync_failed: Arc::clone(&self.sync_failed),
             dir: self.dir.clone(),
             segments,
             first_dirty_offset: first_dirty,
@@ -1150,7 +1216,7 @@ impl Log {
                         .segments
                         .last()
                         .is_some_and(|s| s.base_offset == c.base_offset);
-                cleaner::remove_quietly(&c.cleaned_path);
+                cleaner::remove_quietly(self.backend.as_ref(), &c.cleaned_path);
                 outcome.segments_skipped = outcome.segments_skipped.saturating_add(1);
                 continue;
             };
@@ -1161,12 +1227,12 @@ impl Log {
                     outcome.bytes_after = outcome.bytes_after.saturating_add(after);
                 }
                 Ok(None) => {
-                    cleaner::remove_quietly(&c.cleaned_path);
+                    cleaner::remove_quietly(self.backend.as_ref(), &c.cleaned_path);
                     changed_meanwhile = true;
                     outcome.segments_skipped = outcome.segments_skipped.saturating_add(1);
                 }
                 Err(e) => {
-                    cleaner::remove_quietly(&c.cleaned_path);
+                    cleaner::remove_quietly(self.backend.as_ref(), &c.cleaned_path);
                     // `cleaned`'s drop removes the files not installed.
                     cleaned.segments = rest.collect();
                     return Err(e);
@@ -1175,8 +1241,9 @@ impl Log {
         }
         if !changed_meanwhile && cleaned.cleaned_up_to > self.cleaned_up_to {
             checkpoint::write(
+                self.backend.as_ref(),
                 &self.dir,
-                &self.dir_file,
+                self.dir_file.as_ref(),
                 CLEANER_OFFSET,
                 checkpoint::next_tag(),
                 cleaned.cleaned_up_to,
@@ -1205,7 +1272,8 @@ impl Log {
         let log_path = old.path().to_path_buf();
         let first_seen_ms = old.first_seen_ms;
         let before = old.file.len();
-        let file = SegmentFile::open(&c.cleaned_path)?;
+        let backend = Arc::clone(&self.backend);
+        let file = SegmentFile::open(backend.as_ref(), &c.cleaned_path)?;
         if file.len() != c.cleaned_size || file.len() == 0 {
             return Ok(None);
         }
@@ -1242,26 +1310,22 @@ impl Log {
             segment::index_path(&log_path),
             segment::time_index_path(&log_path),
         ] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e).into()),
-            }
+            remove_if_exists(backend.as_ref(), &path)
+                .map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
         }
-        seg.file.rename_to(&log_path)?;
+        seg.file.rename_to(backend.as_ref(), &log_path)?;
         self.dir_file
-            .sync_all()
+            .sync()
             .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))?;
-        let written = seg.write_indexes(true)?;
+        let written = seg.write_indexes(backend.as_ref(), true)?;
         for (f, path) in written.iter().zip([
             segment::index_path(&log_path),
             segment::time_index_path(&log_path),
         ]) {
-            f.sync_data()
-                .map_err(|e| IoFailure::new(IoOp::Sync, &path, e))?;
+            f.sync().map_err(|e| IoFailure::new(IoOp::Sync, &path, e))?;
         }
         self.dir_file
-            .sync_all()
+            .sync()
             .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))?;
         let after = seg.file.len();
         let Some(slot) = self.segments.get_mut(i) else {
@@ -1281,14 +1345,15 @@ impl Log {
     /// [`SyncError::Io`] when writing an index or the marker or a sync fails (no
     /// marker then: the next open does the unclean-shutdown checks).
     pub fn close(mut self) -> Result<(), SyncError> {
+        let backend = Arc::clone(&self.backend);
         let active = self.active_mut();
         let path = active.path().to_path_buf();
-        let [index_file, time_file] = active.write_indexes(false)?;
+        let [index_file, time_file] = active.write_indexes(backend.as_ref(), false)?;
         self.push_pending(index_file, segment::index_path(&path), false);
         self.push_pending(time_file, segment::time_index_path(&path), false);
         self.push_dir_pending();
         self.sync()?;
-        checkpoint::write_clean_marker(&self.dir, &self.dir_file)?;
+        checkpoint::write_clean_marker(self.backend.as_ref(), &self.dir, self.dir_file.as_ref())?;
         tracing::debug!(dir = %self.dir.display(), "closed log");
         Ok(())
     }
@@ -1299,11 +1364,50 @@ impl Log {
     /// [`SyncError::Io`] when the directory cannot be removed.
     pub fn delete(self) -> Result<(), SyncError> {
         let dir = self.dir.clone();
+        let backend = Arc::clone(&self.backend);
         // Unmap and close everything first.
         drop(self);
-        fs::remove_dir_all(&dir).map_err(|e| IoFailure::new(IoOp::Remove, &dir, e))?;
+        backend
+            .remove_dir_all(&dir)
+            .map_err(|e| IoFailure::new(IoOp::Remove, &dir, e))?;
         Ok(())
     }
+}
+
+/// Creates `dir` (and missing parents) so that it survives a crash: each directory
+/// created is made durable by syncing its parent, as a file's name is by syncing its
+/// directory. An existing directory costs one `stat`.
+fn create_dir_durably(backend: &dyn FileBackend, dir: &Path) -> Result<(), IoFailure> {
+    let exists = |p: &Path| {
+        backend
+            .exists(p)
+            .map_err(|e| IoFailure::new(IoOp::Metadata, p, e))
+    };
+    let mut created = Vec::new();
+    for d in dir.ancestors().filter(|d| !d.as_os_str().is_empty()) {
+        if exists(d)? {
+            break;
+        }
+        created.push(d);
+    }
+    if created.is_empty() {
+        return Ok(());
+    }
+    backend
+        .create_dir_all(dir)
+        .map_err(|e| IoFailure::new(IoOp::CreateDir, dir, e))?;
+    for d in created {
+        let parent = match d.parent() {
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+            None => continue,
+        };
+        backend
+            .open_dir(parent)
+            .and_then(|f| f.sync())
+            .map_err(|e| IoFailure::new(IoOp::Sync, parent, e))?;
+    }
+    Ok(())
 }
 
 #[cold]

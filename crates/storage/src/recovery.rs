@@ -4,7 +4,8 @@
 //! Per segment, oldest first:
 //!
 //! ```text
-//! empty .log, not the last ─────────────▶ removed with its indexes
+//! empty .log, first but not last ──────▶ kept as the last; the later ones are removed
+//! empty .log, neither first nor last ───▶ removed with its indexes
 //! .index/.timeindex without a .log ─────▶ removed
 //! sealed (not last):
 //!   index files sane? ── yes ─▶ scan headers from the last index entry to the end
@@ -31,11 +32,10 @@
 //! segment. Pages the kernel never wrote can hold anything, not only a torn tail.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::backend::{BackendFile, FileBackend, remove_if_exists};
 use crate::config::LogConfig;
 use crate::error::{IoFailure, IoOp, OpenError};
 use crate::index::{self, IndexBytes, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
@@ -60,10 +60,13 @@ pub(crate) struct Loaded {
     /// a sync before the log's contents count as durable).
     pub(crate) changed: bool,
     /// Index files (re)written by recovery, to be synced with the next sync.
-    pub(crate) index_files: Vec<(Arc<File>, PathBuf)>,
+    pub(crate) index_files: Vec<(Arc<dyn BackendFile>, PathBuf)>,
 }
 
-fn push_index_files(out: &mut Vec<(Arc<File>, PathBuf)>, log: &Path, files: [Arc<File>; 2]) {
+/// An index file written by recovery, to sync later.
+type IndexFile = (Arc<dyn BackendFile>, PathBuf);
+
+fn push_index_files(out: &mut Vec<IndexFile>, log: &Path, files: [Arc<dyn BackendFile>; 2]) {
     let [index, time] = files;
     out.push((index, segment::index_path(log)));
     out.push((time, segment::time_index_path(log)));
@@ -78,35 +81,38 @@ fn parse_name(name: &str) -> Option<(i64, &str)> {
     Some((stem.parse().ok()?, ext))
 }
 
-fn remove_if_exists(path: &Path) -> Result<(), IoFailure> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(IoFailure::new(IoOp::Remove, path, e)),
-    }
+/// Removes `path` if it exists; returns whether it did.
+fn remove_file(backend: &dyn FileBackend, path: &Path) -> Result<bool, IoFailure> {
+    remove_if_exists(backend, path).map_err(|e| IoFailure::new(IoOp::Remove, path, e))
 }
 
 /// Removes the `.log` of `base_offset` and its index files.
-pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<(), IoFailure> {
+pub(crate) fn remove_segment_files(
+    backend: &dyn FileBackend,
+    dir: &Path,
+    base_offset: i64,
+) -> Result<(), IoFailure> {
     let log = segment::log_path(dir, base_offset);
-    remove_if_exists(&segment::index_path(&log))?;
-    remove_if_exists(&segment::time_index_path(&log))?;
-    remove_if_exists(&log)
+    remove_file(backend, &segment::index_path(&log))?;
+    remove_file(backend, &segment::time_index_path(&log))?;
+    remove_file(backend, &log)?;
+    Ok(())
 }
 
 /// Loads (or creates) the log in `dir`, which exists. Sealed segments that hold any
 /// offset at or above `full_scan_from` are scanned in full (`i64::MAX` after a clean
 /// shutdown: only the last segment is).
 pub(crate) fn load(
+    backend: &dyn FileBackend,
     dir: &Path,
     config: &LogConfig,
     full_scan_from: i64,
 ) -> Result<Loaded, OpenError> {
     let mut found: BTreeMap<i64, Found> = BTreeMap::new();
-    let entries = fs::read_dir(dir).map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
-        let name = entry.file_name();
+    let names = backend
+        .list_dir(dir)
+        .map_err(|e| IoFailure::new(IoOp::ReadDir, dir, e))?;
+    for name in names {
         let Some((base, ext)) = name.to_str().and_then(parse_name) else {
             tracing::debug!(dir = %dir.display(), file = ?name, "ignoring unknown file");
             continue;
@@ -127,27 +133,42 @@ pub(crate) fn load(
             bases.push(base);
         } else if f.index || f.time_index {
             tracing::info!(dir = %dir.display(), base_offset = base, "removing orphan index files");
-            remove_segment_files(dir, base)?;
+            remove_segment_files(backend, dir, base)?;
             changed = true;
         }
     }
 
     let mut files = Vec::with_capacity(bases.len());
-    for (i, &base) in bases.iter().enumerate() {
-        let file = SegmentFile::open(&segment::log_path(dir, base))?;
-        let is_last = i.saturating_add(1) == bases.len();
-        if file.len() == 0 && !is_last {
-            tracing::info!(dir = %dir.display(), base_offset = base, "removing empty segment");
-            drop(file);
-            remove_segment_files(dir, base)?;
+    let mut rest = bases.iter().copied();
+    while let Some(base) = rest.next() {
+        let file = SegmentFile::open(backend, &segment::log_path(dir, base))?;
+        if file.len() > 0 || rest.len() == 0 {
+            files.push((base, file));
+        } else if files.is_empty() {
+            // Only the active segment is ever empty (a roll never seals an empty one):
+            // an empty first segment followed by others lost its bytes in a crash
+            // while its name survived. What follows it is not a prefix of the log;
+            // dropping it keeps the log start where it was (a torn sealed segment is
+            // handled the same way below).
+            tracing::warn!(dir = %dir.display(), base_offset = base,
+                "first segment is empty; dropping the segments after it");
+            files.push((base, file));
+            for later in rest.by_ref() {
+                remove_segment_files(backend, dir, later)?;
+            }
             changed = true;
         } else {
-            files.push((base, file));
+            // Inside the log: if it was a real segment, the previous one now ends
+            // short of the next and is treated as torn below.
+            tracing::info!(dir = %dir.display(), base_offset = base, "removing empty segment");
+            drop(file);
+            remove_segment_files(backend, dir, base)?;
+            changed = true;
         }
     }
 
     if files.is_empty() {
-        let file = SegmentFile::create(&segment::log_path(dir, 0))?;
+        let file = SegmentFile::create(backend, &segment::log_path(dir, 0))?;
         changed = true;
         return Ok(Loaded {
             segments: vec![Segment::new_active(0, file)],
@@ -161,15 +182,15 @@ pub(crate) fn load(
     let mut files = files.into_iter().peekable();
     while let Some((base, file)) = files.next() {
         let Some(&(next_base, _)) = files.peek() else {
-            let (segment, cut) = recover_active(base, file, config)?;
+            let (segment, cut) = recover_active(backend, base, file, config)?;
             changed |= cut;
             segments.push(segment);
             break;
         };
         let loaded = if next_base > full_scan_from {
-            rebuild_sealed(base, file, next_base, config, true)?.map(|(s, f)| (s, Some(f)))
+            rebuild_sealed(backend, base, file, next_base, config, true)?.map(|(s, f)| (s, Some(f)))
         } else {
-            load_sealed(base, file, next_base, config)?
+            load_sealed(backend, base, file, next_base, config)?
         };
         match loaded {
             Ok((segment, written)) => {
@@ -185,9 +206,9 @@ pub(crate) fn load(
                      recovering it and dropping the segments after it");
                 for (later, later_file) in files.by_ref() {
                     drop(later_file);
-                    remove_segment_files(dir, later)?;
+                    remove_segment_files(backend, dir, later)?;
                 }
-                let (segment, _) = recover_active(base, file, config)?;
+                let (segment, _) = recover_active(backend, base, file, config)?;
                 changed = true;
                 segments.push(segment);
                 break;
@@ -208,6 +229,7 @@ pub(crate) fn load(
 /// segment) are removed: its indexes now live in memory, and a stale file must not be
 /// mistaken for a sealed segment's index if a crash interrupts the next roll.
 fn recover_active(
+    backend: &dyn FileBackend,
     base: i64,
     file: SegmentFile,
     config: &LogConfig,
@@ -215,10 +237,7 @@ fn recover_active(
     let log = file.path().to_path_buf();
     let mut removed = false;
     for path in [segment::index_path(&log), segment::time_index_path(&log)] {
-        if path.exists() {
-            remove_if_exists(&path)?;
-            removed = true;
-        }
+        removed |= remove_file(backend, &path)?;
     }
     let (segment, cut) = recover_active_log(base, file, config)?;
     Ok((segment, cut || removed))
@@ -262,23 +281,34 @@ fn recover_active_log(
 
 /// A sealed segment and the index files written for it, if any; `Err(file)` when the
 /// segment is torn or does not end where the next one starts.
-type SealedLoad = Result<(Segment, Option<[Arc<File>; 2]>), SegmentFile>;
+type SealedLoad = Result<(Segment, Option<[Arc<dyn BackendFile>; 2]>), SegmentFile>;
 
 /// A rebuilt sealed segment and its freshly written index files.
-type Rebuilt = (Segment, [Arc<File>; 2]);
+type Rebuilt = (Segment, [Arc<dyn BackendFile>; 2]);
 
 /// Loads a sealed segment, using its index files when they look right and rebuilding
 /// them otherwise. `Err(file)` when the segment itself is torn or does not end where
 /// the next one starts.
 fn load_sealed(
+    backend: &dyn FileBackend,
     base: i64,
     file: SegmentFile,
     next_base: i64,
     config: &LogConfig,
 ) -> Result<SealedLoad, OpenError> {
     let log = file.path().to_path_buf();
-    let offsets = load_index(&segment::index_path(&log), OFFSET_ENTRY_LEN, config)?;
-    let times = load_index(&segment::time_index_path(&log), TIME_ENTRY_LEN, config)?;
+    let offsets = load_index(
+        backend,
+        &segment::index_path(&log),
+        OFFSET_ENTRY_LEN,
+        config,
+    )?;
+    let times = load_index(
+        backend,
+        &segment::time_index_path(&log),
+        TIME_ENTRY_LEN,
+        config,
+    )?;
     if let (Some(offsets), Some(times)) = (offsets, times) {
         let n = offsets.as_slice().len() / OFFSET_ENTRY_LEN;
         let last = n
@@ -309,7 +339,7 @@ fn load_sealed(
         }
     }
     tracing::info!(segment = %log.display(), "rebuilding index files of sealed segment");
-    Ok(rebuild_sealed(base, file, next_base, config, false)?.map(|(s, f)| (s, Some(f))))
+    Ok(rebuild_sealed(backend, base, file, next_base, config, false)?.map(|(s, f)| (s, Some(f))))
 }
 
 /// Scans a sealed segment from its start (with `verify_crc`, every batch's CRC-32C
@@ -318,6 +348,7 @@ fn load_sealed(
 ///
 /// The segment's index files must not be mapped (they are about to be rewritten).
 fn rebuild_sealed(
+    backend: &dyn FileBackend,
     base: i64,
     file: SegmentFile,
     next_base: i64,
@@ -348,7 +379,7 @@ fn rebuild_sealed(
     if segment.next_offset() != next_base {
         return Ok(Err(segment.file));
     }
-    let written = segment.write_indexes(true)?;
+    let written = segment.write_indexes(backend, true)?;
     Ok(Ok((segment, written)))
 }
 
@@ -387,20 +418,24 @@ fn tail_end(
 /// Maps an index file if its size is plausible: a whole number of entries, within
 /// `segment_index_bytes`. `None` when missing or implausible (rebuild it).
 fn load_index(
+    backend: &dyn FileBackend,
     path: &Path,
     entry_len: usize,
     config: &LogConfig,
 ) -> Result<Option<IndexBytes>, OpenError> {
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoFailure::new(IoOp::Metadata, path, e).into()),
+    let file = match backend.open(path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoFailure::new(IoOp::Open, path, e).into()),
     };
+    let len = file
+        .len()
+        .map_err(|e| IoFailure::new(IoOp::Metadata, path, e))?;
     let max = u64::from(config.segment_index_bytes);
     if len % entry_len as u64 != 0 || len > max {
         return Ok(None);
     }
-    Ok(Some(IndexBytes::map(path)?))
+    Ok(Some(IndexBytes::map_file(file.as_ref(), path)?))
 }
 
 #[cfg(test)]

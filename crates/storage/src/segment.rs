@@ -1,27 +1,18 @@
 //! One segment: a `.log` file of whole batches plus its sparse `.index` and
 //! `.timeindex`, and the per-segment read paths.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_protocol::record::{BATCH_HEADER_LEN, BatchHeader};
 
+use crate::backend::{BackendFile, FileBackend};
 use crate::config::LogConfig;
 use crate::error::{CorruptionKind, IoFailure, ReadError};
 use crate::index::{self, IndexBytes, OffsetEntry, TimeEntry, lookup_offset, lookup_time_below};
 use crate::scan::{BatchScanner, ScanError, ScannedBatch};
 use crate::segment_file::SegmentFile;
-
-/// An owner for `Bytes::from_owner`: keeps the mapping alive while any slice of it is.
-struct SharedMapping(Arc<index::MappedLog>);
-
-impl AsRef<[u8]> for SharedMapping {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_ref().as_ref()
-    }
-}
 
 /// `max_timestamp` of a segment that holds no batch yet.
 pub(crate) const NO_TIMESTAMP_YET: i64 = i64::MIN;
@@ -83,8 +74,9 @@ pub(crate) struct Segment {
     /// `segment.ms` counts from here. `None` until then.
     pub(crate) first_seen_ms: Option<i64>,
     /// The `.log` file mapped for reads, once the segment is sealed and first read;
-    /// `Some(None)` when mapping failed (reads fall back to `pread`).
-    mapped: std::cell::OnceCell<Option<Arc<index::MappedLog>>>,
+    /// `Some(None)` when mapping failed (reads fall back to `pread`). Reads return
+    /// slices of it, which keep the mapping alive.
+    mapped: std::cell::OnceCell<Option<Bytes>>,
 }
 
 fn corrupt(path: &Path, position: u64, kind: CorruptionKind) -> ReadError {
@@ -310,15 +302,19 @@ impl Segment {
     /// last time entry of a sealed segment is its maximum timestamp) and returns the
     /// files for a later sync. With `map`, the segment switches to the mapped files:
     /// from then on it is sealed and its indexes are never written again.
-    pub(crate) fn write_indexes(&mut self, map: bool) -> Result<[Arc<File>; 2], IoFailure> {
+    pub(crate) fn write_indexes(
+        &mut self,
+        backend: &dyn FileBackend,
+        map: bool,
+    ) -> Result<[Arc<dyn BackendFile>; 2], IoFailure> {
         self.index.maybe_push_time_entry();
         let index_path = index_path(self.path());
         let time_path = time_index_path(self.path());
-        let a = index::write_index_file(&index_path, self.index.offsets.as_slice())?;
-        let b = index::write_index_file(&time_path, self.index.times.as_slice())?;
+        let a = index::write_index_file(backend, &index_path, self.index.offsets.as_slice())?;
+        let b = index::write_index_file(backend, &time_path, self.index.times.as_slice())?;
         if map {
-            let offsets = IndexBytes::map(&index_path)?;
-            let times = IndexBytes::map(&time_path)?;
+            let offsets = IndexBytes::map(backend, &index_path)?;
+            let times = IndexBytes::map(backend, &time_path)?;
             self.index.offsets = offsets;
             self.index.times = times;
         }
@@ -487,17 +483,12 @@ impl Segment {
     /// The mapping of a sealed segment's `.log` (made on first use), `None` for the
     /// active segment or when mapping failed. Sealed means the time index is mapped: a
     /// segment's indexes are mapped exactly when it is sealed.
-    fn mapped_log(&self) -> Option<&Arc<index::MappedLog>> {
+    fn mapped_log(&self) -> Option<&Bytes> {
         if !matches!(self.index.times, IndexBytes::Mapped(_)) {
             return None;
         }
         self.mapped
-            .get_or_init(|| {
-                index::MappedLog::map(self.file.shared().as_ref(), self.path())
-                    .ok()
-                    .flatten()
-                    .map(Arc::new)
-            })
+            .get_or_init(|| index::map_sealed_log(&self.file).ok().flatten())
             .as_ref()
     }
 
@@ -506,12 +497,12 @@ impl Segment {
     /// (`benches/read_path.rs`).
     fn read_mapped(
         &self,
-        mapped: &Arc<index::MappedLog>,
+        mapped: &Bytes,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Option<SegmentRead>, ReadError> {
-        let data: &[u8] = mapped.as_ref().as_ref();
+        let data: &[u8] = mapped;
         let len = usize::try_from(self.file.len())
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -554,7 +545,7 @@ impl Segment {
                 },
             ));
         }
-        let bytes = Bytes::from_owner(SharedMapping(mapped.clone())).slice(first_at..end);
+        let bytes = mapped.slice(first_at..end);
         Ok(Some(SegmentRead {
             bytes,
             base_offset: first.base_offset,

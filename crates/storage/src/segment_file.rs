@@ -1,14 +1,11 @@
-//! The one place that touches a segment's `.log` file.
-//!
-//! Kept to the five calls a file backend has to provide (`read_at`, `append`, `sync`,
-//! `truncate`, `len`) so that an io_uring backend can later replace it behind a trait
-//! without touching the log, recovery or the read path.
+//! The one place that touches a segment's `.log` file, through the
+//! [`FileBackend`](crate::backend::FileBackend): `read_at`, `append`, `sync`,
+//! `truncate` and `len`, each turning an I/O error into an [`IoFailure`] naming the file.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::backend::{BackendFile, FileBackend};
 use crate::error::{IoFailure, IoOp};
 
 /// A segment's `.log` file and its length as this process knows it.
@@ -19,40 +16,34 @@ use crate::error::{IoFailure, IoOp};
 pub(crate) struct SegmentFile {
     /// Shared so that a [`SyncHandle`](crate::SyncHandle) can `fdatasync` it on
     /// another thread while the owner keeps appending.
-    file: Arc<File>,
+    file: Arc<dyn BackendFile>,
     path: PathBuf,
     len: u64,
 }
 
 impl SegmentFile {
     /// Opens an existing segment file for reading and writing.
-    pub(crate) fn open(path: &Path) -> Result<Self, IoFailure> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
+    pub(crate) fn open(backend: &dyn FileBackend, path: &Path) -> Result<Self, IoFailure> {
+        let file = backend
+            .open(path, true)
             .map_err(|e| IoFailure::new(IoOp::Open, path, e))?;
         let len = file
-            .metadata()
-            .map_err(|e| IoFailure::new(IoOp::Metadata, path, e))?
-            .len();
+            .len()
+            .map_err(|e| IoFailure::new(IoOp::Metadata, path, e))?;
         Ok(Self {
-            file: Arc::new(file),
+            file,
             path: path.to_path_buf(),
             len,
         })
     }
 
     /// Creates a new, empty segment file; fails if it exists.
-    pub(crate) fn create(path: &Path) -> Result<Self, IoFailure> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
+    pub(crate) fn create(backend: &dyn FileBackend, path: &Path) -> Result<Self, IoFailure> {
+        let file = backend
+            .create_new(path)
             .map_err(|e| IoFailure::new(IoOp::Create, path, e))?;
         Ok(Self {
-            file: Arc::new(file),
+            file,
             path: path.to_path_buf(),
             len: 0,
         })
@@ -64,8 +55,14 @@ impl SegmentFile {
     }
 
     /// Renames the file to `to` (the handle keeps pointing at the same inode).
-    pub(crate) fn rename_to(&mut self, to: &Path) -> Result<(), IoFailure> {
-        std::fs::rename(&self.path, to).map_err(|e| IoFailure::new(IoOp::Rename, &self.path, e))?;
+    pub(crate) fn rename_to(
+        &mut self,
+        backend: &dyn FileBackend,
+        to: &Path,
+    ) -> Result<(), IoFailure> {
+        backend
+            .rename(&self.path, to)
+            .map_err(|e| IoFailure::new(IoOp::Rename, &self.path, e))?;
         self.path = to.to_path_buf();
         Ok(())
     }
@@ -76,19 +73,18 @@ impl SegmentFile {
     }
 
     /// The shared handle, for syncing elsewhere.
-    pub(crate) fn shared(&self) -> Arc<File> {
+    pub(crate) fn shared(&self) -> Arc<dyn BackendFile> {
         Arc::clone(&self.file)
     }
 
     /// The file's modification time in milliseconds since the Unix epoch; `None` if the
     /// platform does not report one or it is out of range.
     pub(crate) fn modified_ms(&self) -> Result<Option<i64>, IoFailure> {
-        let modified = self
-            .file
-            .metadata()
-            .map_err(|e| IoFailure::new(IoOp::Metadata, &self.path, e))?
-            .modified()
-            .ok();
+        let modified = match self.file.modified() {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => None,
+            Err(e) => return Err(IoFailure::new(IoOp::Metadata, &self.path, e)),
+        };
         Ok(modified
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_millis()).ok()))
@@ -126,7 +122,7 @@ impl SegmentFile {
     /// `fdatasync`: the data written so far survives a crash once this returns.
     pub(crate) fn sync(&self) -> Result<(), IoFailure> {
         self.file
-            .sync_data()
+            .sync()
             .map_err(|e| IoFailure::new(IoOp::Sync, &self.path, e))
     }
 

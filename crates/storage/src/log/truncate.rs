@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::backend::{FileBackend, remove_if_exists};
 use crate::checkpoint::{self, CLEANER_OFFSET, RECOVERY_POINT};
 use crate::config::LogConfig;
 use crate::error::{IoFailure, IoOp, TruncateError};
@@ -41,7 +42,8 @@ impl Log {
     ///
     /// Segments wholly above the cut are removed newest first, each removal made
     /// durable before the next, so a crash leaves a prefix of the old log; the segment
-    /// holding the cut becomes the active one. The synced offset, the cleaner offset
+    /// holding the cut becomes the active one. The truncation is durable when this
+    /// returns `Ok`. The synced offset, the cleaner offset
     /// and the recovery point come down with the log end. Reads and appends continue at
     /// the new log end; a [`ReadSlice`](super::ReadSlice) taken before keeps its bytes.
     ///
@@ -84,9 +86,12 @@ impl Log {
         let file = if is_active {
             let mut file = old.file;
             file.truncate(cut_position)?;
+            // Durable before anything is appended at the new end: a crash must not
+            // bring back records the caller was told are gone.
+            file.sync()?;
             file
         } else {
-            let file = copy_prefix(&old.file, cut_position, &log_path)?;
+            let file = copy_prefix(self.backend.as_ref(), &old.file, cut_position, &log_path)?;
             // Unmaps the old segment's indexes and file; the paths are reused below.
             drop(old);
             self.install_prefix(file, &log_path)?
@@ -110,8 +115,9 @@ impl Log {
         self.synced_offset = self.synced_offset.min(new_leo);
         if self.recovery_point > active_base {
             checkpoint::write(
+                self.backend.as_ref(),
                 &self.dir,
-                &self.dir_file,
+                self.dir_file.as_ref(),
                 RECOVERY_POINT,
                 checkpoint::next_tag(),
                 active_base,
@@ -120,8 +126,9 @@ impl Log {
         }
         if self.cleaned_up_to > new_leo {
             checkpoint::write(
+                self.backend.as_ref(),
                 &self.dir,
-                &self.dir_file,
+                self.dir_file.as_ref(),
                 CLEANER_OFFSET,
                 checkpoint::next_tag(),
                 new_leo,
@@ -146,7 +153,7 @@ impl Log {
             drop(seg);
             self.pending
                 .retain(|p| p.is_dir || p.path.with_extension("log") != log_path);
-            recovery::remove_segment_files(&self.dir, base)?;
+            recovery::remove_segment_files(self.backend.as_ref(), &self.dir, base)?;
             self.sync_dir()?;
         }
         Ok(())
@@ -164,22 +171,19 @@ impl Log {
             segment::index_path(log_path),
             segment::time_index_path(log_path),
         ] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e)),
-            }
+            remove_if_exists(self.backend.as_ref(), &path)
+                .map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
         }
         self.pending
             .retain(|p| p.is_dir || p.path.with_extension("log") != log_path);
-        file.rename_to(log_path)?;
+        file.rename_to(self.backend.as_ref(), log_path)?;
         self.sync_dir()?;
         Ok(file)
     }
 
     fn sync_dir(&self) -> Result<(), IoFailure> {
         self.dir_file
-            .sync_all()
+            .sync()
             .map_err(|e| IoFailure::new(IoOp::Sync, &self.dir, e))
     }
 }
@@ -193,15 +197,16 @@ fn truncated_path(log_path: &Path) -> PathBuf {
 
 /// Copies the first `len` bytes of `source` into a new `<log>.truncated` file and
 /// syncs it.
-fn copy_prefix(source: &SegmentFile, len: u64, log_path: &Path) -> Result<SegmentFile, IoFailure> {
+fn copy_prefix(
+    backend: &dyn FileBackend,
+    source: &SegmentFile,
+    len: u64,
+    log_path: &Path,
+) -> Result<SegmentFile, IoFailure> {
     let path = truncated_path(log_path);
     // A leftover of an earlier, interrupted truncation.
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(IoFailure::new(IoOp::Remove, &path, e)),
-    }
-    let mut copy = SegmentFile::create(&path)?;
+    remove_if_exists(backend, &path).map_err(|e| IoFailure::new(IoOp::Remove, &path, e))?;
+    let mut copy = SegmentFile::create(backend, &path)?;
     let mut buf = Vec::new();
     let mut at = 0u64;
     while at < len {

@@ -8,7 +8,7 @@ use sluice_protocol::record::{BatchHeader, Compression, RecordBatchBuilder, deco
 use sluice_storage::{Log, LogConfig, cleaner};
 
 use crate::batch::split;
-use crate::fixture::small_config;
+use crate::fixture::{Disk, small_config};
 
 /// (offset, key, value) of one record.
 pub type Kv = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -325,7 +325,7 @@ mod model {
     //! (small key maps too), cleans that race appends and rolls, crashes between clean
     //! and install, crashes that lose the unsynced tail, truncations of the tail,
     //! DeleteRecords and retention by size, against the list of every record appended
-    //! and still in range.
+    //! and still in range; on real files or on the in-memory backend.
     //!
     //! Always: the log holds a subset of the model's records at their offsets, the
     //! latest record of every key, everything in the active segment, and the model's
@@ -486,13 +486,12 @@ mod model {
         }
     }
 
-    fn run(segment_bytes: u64, ops: Vec<Op>) {
+    fn run(segment_bytes: u64, ops: Vec<Op>, disk: Disk) {
         let config = LogConfig {
             segment_bytes,
             ..small_config()
         };
-        let tmp = tempfile::tempdir().unwrap();
-        let mut log = Log::open(tmp.path(), config).unwrap();
+        let mut log = disk.open(config);
         let mut model = Model {
             records: Vec::new(),
             next_value: 0,
@@ -527,7 +526,7 @@ mod model {
                         std::mem::forget(cleaner::clean(&plan, NOW, FOREVER, 2).unwrap());
                     }
                     drop(log);
-                    log = Log::open(tmp.path(), config).unwrap();
+                    log = disk.open(config);
                 }
                 Op::Reopen { clean } => {
                     if clean {
@@ -535,18 +534,18 @@ mod model {
                     } else {
                         drop(log);
                     }
-                    log = Log::open(tmp.path(), config).unwrap();
+                    log = disk.open(config);
                 }
                 Op::Sync => {
                     log.sync().unwrap();
                     model.synced = model.log_end;
                     let active = log.segment_base_offsets().last().unwrap();
-                    model.synced_tail = (active, segment_len(tmp.path(), active));
+                    model.synced_tail = (active, segment_len(&disk, active));
                 }
                 Op::CrashLosingTail { cut_at } => {
                     let active = log.segment_base_offsets().last().unwrap();
                     drop(log);
-                    let len = segment_len(tmp.path(), active);
+                    let len = segment_len(&disk, active);
                     let keep = if model.synced_tail.0 == active {
                         model.synced_tail.1
                     } else {
@@ -554,13 +553,12 @@ mod model {
                     }
                     .min(len);
                     let cut = keep + ((len - keep) as f64 * cut_at) as u64;
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(tmp.path().join(format!("{active:020}.log")))
+                    disk.backend()
+                        .open(&disk.dir().join(format!("{active:020}.log")), true)
                         .unwrap()
                         .set_len(cut)
                         .unwrap();
-                    log = Log::open(tmp.path(), config).unwrap();
+                    log = disk.open(config);
                     let end = log.log_end_offset();
                     assert!(end >= model.synced, "synced records lost: {end}");
                     assert!(end <= model.log_end);
@@ -594,7 +592,7 @@ mod model {
                                 // A sealed segment became the active one: where its
                                 // synced part ends is known only if all of it is.
                                 if model.synced >= end {
-                                    model.synced_tail = (active, segment_len(tmp.path(), active));
+                                    model.synced_tail = (active, segment_len(&disk, active));
                                 } else {
                                     model.synced_tail = (active, 0);
                                     model.synced = model.synced.min(active);
@@ -625,10 +623,12 @@ mod model {
         }
     }
 
-    fn segment_len(dir: &Path, base: i64) -> u64 {
-        std::fs::metadata(dir.join(format!("{base:020}.log")))
+    fn segment_len(disk: &Disk, base: i64) -> u64 {
+        disk.backend()
+            .open(&disk.dir().join(format!("{base:020}.log")), false)
             .unwrap()
             .len()
+            .unwrap()
     }
 
     proptest! {
@@ -637,8 +637,10 @@ mod model {
         fn compaction_matches_model(
             segment_bytes in prop_oneof![Just(300u64), Just(700), Just(2048)],
             ops in prop::collection::vec(op(), 1..50),
+            memory in any::<bool>(),
         ) {
-            run(segment_bytes, ops);
+            let [std, mem] = Disk::both();
+            run(segment_bytes, ops, if memory { mem } else { std });
         }
     }
 }

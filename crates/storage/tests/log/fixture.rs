@@ -1,8 +1,10 @@
 //! Shared helpers: small configurations and an append that remembers what it wrote.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use sluice_storage::{Log, LogConfig};
+use sluice_storage::backend::MemoryBackend;
+use sluice_storage::{FileBackend, Log, LogConfig, StdBackend};
 
 use crate::batch;
 
@@ -90,4 +92,61 @@ pub fn assert_reads_match(log: &Log, model: &[Appended]) {
         assert_eq!((loc.base_offset, loc.position), (want.base, want.position));
     }
     assert!(log.read(leo, 1 << 20, true).unwrap().is_empty());
+}
+
+/// Where a test's log lives: real files in a temporary directory, or an in-memory file
+/// system, so that a test can run on both backends.
+pub enum Disk {
+    Std(tempfile::TempDir),
+    Memory(MemoryBackend),
+}
+
+impl Disk {
+    /// One of each.
+    pub fn both() -> [Disk; 2] {
+        [
+            Disk::Std(tempfile::tempdir().unwrap()),
+            Disk::Memory(MemoryBackend::new()),
+        ]
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        match self {
+            Disk::Std(tmp) => tmp.path().to_path_buf(),
+            Disk::Memory(_) => PathBuf::from("/data/topic-0"),
+        }
+    }
+
+    pub fn backend(&self) -> Arc<dyn FileBackend> {
+        match self {
+            Disk::Std(_) => StdBackend::shared(),
+            Disk::Memory(m) => m.shared(),
+        }
+    }
+
+    pub fn open(&self, config: LogConfig) -> Log {
+        Log::open_with(&self.dir(), config, self.backend()).unwrap()
+    }
+
+    /// The names of the files in the partition directory, sorted.
+    pub fn file_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .backend()
+            .list_dir(&self.dir())
+            .unwrap()
+            .into_iter()
+            .map(|n| n.into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Disk::Std(_) => "std",
+            Disk::Memory(_) => "memory",
+        })
+    }
 }

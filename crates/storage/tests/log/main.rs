@@ -2,8 +2,10 @@
 
 #![allow(missing_docs, unreachable_pub)]
 
+mod backend;
 mod batch;
 mod compaction;
+mod crash;
 mod fixture;
 mod lifecycle;
 mod model;

@@ -3,7 +3,7 @@
 use sluice_storage::{AppendError, Log, LogConfig, ReadError};
 
 use crate::batch;
-use crate::fixture::{self, append, append_varied, assert_reads_match, small_config};
+use crate::fixture::{Disk, append, append_varied, assert_reads_match, small_config};
 
 #[test]
 fn empty_dir_is_empty_log_at_zero() {
@@ -23,8 +23,13 @@ fn empty_dir_is_empty_log_at_zero() {
 
 #[test]
 fn appends_and_reads_back_across_many_segments() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut log = Log::open(tmp.path(), small_config()).unwrap();
+    for disk in Disk::both() {
+        appends_and_reads_back_on(&disk);
+    }
+}
+
+fn appends_and_reads_back_on(disk: &Disk) {
+    let mut log = disk.open(small_config());
     let model = append_varied(&mut log, 120);
     assert!(log.segment_count() > 10, "{} segments", log.segment_count());
     assert_eq!(
@@ -52,9 +57,10 @@ fn appends_and_reads_back_across_many_segments() {
     let want: Vec<u8> = model.iter().flat_map(|b| b.bytes.clone()).collect();
     assert_eq!(all, want);
     // Segments named by base offset, 20 digits.
-    let names: Vec<String> = fixture::log_files(tmp.path())
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+    let names: Vec<String> = disk
+        .file_names()
+        .into_iter()
+        .filter(|n| n.ends_with(".log"))
         .collect();
     let bases: Vec<i64> = log.segment_base_offsets().collect();
     assert_eq!(
@@ -68,14 +74,16 @@ fn appends_and_reads_back_across_many_segments() {
 
 #[test]
 fn every_offset_found_with_sparse_and_dense_indexes() {
-    for interval in [0, 1, 100, 4096, u32::MAX] {
-        let tmp = tempfile::tempdir().unwrap();
+    for (interval, disk) in [0, 1, 100, 4096, u32::MAX]
+        .into_iter()
+        .flat_map(|i| Disk::both().map(|d| (i, d)))
+    {
         let config = LogConfig {
             segment_bytes: 8192,
             index_interval_bytes: interval,
             segment_index_bytes: 1024,
         };
-        let mut log = Log::open(tmp.path(), config).unwrap();
+        let mut log = disk.open(config);
         let model = append_varied(&mut log, 80);
         assert_reads_match(&log, &model);
         log.roll().unwrap();
@@ -99,21 +107,22 @@ fn full_index_rolls_the_segment() {
 
 #[test]
 fn reopen_keeps_everything() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut log = Log::open(tmp.path(), small_config()).unwrap();
-    let model = append_varied(&mut log, 60);
-    let segments = log.segment_count();
-    log.close().unwrap();
+    for disk in Disk::both() {
+        let mut log = disk.open(small_config());
+        let model = append_varied(&mut log, 60);
+        let segments = log.segment_count();
+        log.close().unwrap();
 
-    let mut log = Log::open(tmp.path(), small_config()).unwrap();
-    assert_eq!(log.segment_count(), segments);
-    assert_reads_match(&log, &model);
-    // Without close (indexes of the active segment never written): same.
-    let mut model = model;
-    model.extend(append_varied(&mut log, 7));
-    drop(log);
-    let log = Log::open(tmp.path(), small_config()).unwrap();
-    assert_reads_match(&log, &model);
+        let mut log = disk.open(small_config());
+        assert_eq!(log.segment_count(), segments, "{disk:?}");
+        assert_reads_match(&log, &model);
+        // Without close (indexes of the active segment never written): same.
+        let mut model = model;
+        model.extend(append_varied(&mut log, 7));
+        drop(log);
+        let log = disk.open(small_config());
+        assert_reads_match(&log, &model);
+    }
 }
 
 #[test]

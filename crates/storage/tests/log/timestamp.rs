@@ -2,7 +2,7 @@
 
 use sluice_storage::Log;
 
-use crate::fixture::{Appended, append, small_config};
+use crate::fixture::{Appended, Disk, append, small_config};
 
 fn expected(model: &[Appended], ts: i64) -> Option<&Appended> {
     model.iter().find(|b| b.max_ts >= ts)
@@ -30,8 +30,13 @@ fn check_all(log: &Log, model: &[Appended]) {
 
 #[test]
 fn finds_first_batch_at_or_after_a_timestamp() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut log = Log::open(tmp.path(), small_config()).unwrap();
+    for disk in Disk::both() {
+        finds_first_batch_on(&disk);
+    }
+}
+
+fn finds_first_batch_on(disk: &Disk) {
+    let mut log = disk.open(small_config());
     // Mostly increasing, with dips and repeats, across many segments.
     let mut model = Vec::new();
     for i in 0..150i64 {
@@ -47,7 +52,7 @@ fn finds_first_batch_at_or_after_a_timestamp() {
     assert!(log.segment_count() > 5);
     check_all(&log, &model);
     log.close().unwrap();
-    let log = Log::open(tmp.path(), small_config()).unwrap();
+    let log = disk.open(small_config());
     check_all(&log, &model);
 }
 

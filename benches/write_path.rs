@@ -1,0 +1,150 @@
+//! Write path: how to append a batch to a segment file in the page cache.
+//!
+//! Each iteration appends one chunk at the end of a file (no fsync), as an append to
+//! the active segment does. The chunk is a RecordBatch v2 of 1 KiB records, 16 of them
+//! (~16 KiB) or 1024 (~1 MiB); the same bytes for every variant:
+//!
+//! - `pwrite`: `FileExt::write_all_at` at the end (what `StdBackend` does).
+//! - `uring_write_at`: tokio-uring `File::write_all_at` with an owned, reused buffer;
+//!   one runtime for the whole bench, writes awaited one after another (per-write
+//!   latency, as one shard appending to one partition).
+//! - `log_append_std`: `Log::append` on `StdBackend` (base offset rewrite, index
+//!   bookkeeping and the `pwrite` behind the `FileBackend` trait).
+//!
+//! Files are cut back to zero (outside the timing) every 512 MiB so the disk and the
+//! page cache stay bounded.
+//!
+//! `cargo bench -p sluice-benches --bench write_path -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(missing_docs)]
+
+use std::fs::{File, OpenOptions};
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_storage::{Log, LogConfig};
+
+#[path = "support.rs"]
+mod support;
+
+use support::batch;
+
+/// Bytes written to one file before it is cut back to zero.
+const MAX_FILE_BYTES: u64 = 512 << 20;
+
+fn open_rw(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap()
+}
+
+fn pwrite_timed(path: &Path, chunk: &[u8], iters: u64) -> Duration {
+    let file = open_rw(path);
+    let mut pos = 0u64;
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        file.write_all_at(black_box(chunk), pos).unwrap();
+        total += start.elapsed();
+        pos += chunk.len() as u64;
+        if pos > MAX_FILE_BYTES {
+            file.set_len(0).unwrap();
+            pos = 0;
+        }
+    }
+    total
+}
+
+fn log_append_timed(dir: &Path, chunk: &[u8], iters: u64) -> Duration {
+    let config = LogConfig {
+        segment_bytes: 128 << 20,
+        ..LogConfig::default()
+    };
+    let mut buf = chunk.to_vec();
+    let mut log = Log::open(dir, config).unwrap();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        log.append(black_box(&mut buf), 1_700_000_000_000).unwrap();
+        total += start.elapsed();
+        if log.size_bytes() > MAX_FILE_BYTES {
+            log.delete().unwrap();
+            log = Log::open(dir, config).unwrap();
+        }
+    }
+    log.delete().unwrap();
+    total
+}
+
+fn write_path(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    let uring = match tokio_uring::Runtime::new(&tokio_uring::builder()) {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("uring_write_at skipped: cannot start tokio-uring here: {e}");
+            None
+        }
+    };
+    for (name, records) in [("16KiB", 16usize), ("1MiB", 1024)] {
+        let chunk = batch(records);
+        let mut g = c.benchmark_group("write_path");
+        g.throughput(Throughput::Bytes(chunk.len() as u64));
+
+        let path = tmp.path().join("pwrite.log");
+        g.bench_with_input(BenchmarkId::new("pwrite", name), &chunk, |b, chunk| {
+            b.iter_custom(|iters| pwrite_timed(&path, chunk, iters))
+        });
+
+        if let Some(rt) = &uring {
+            let path = tmp.path().join("uring.log");
+            g.bench_with_input(
+                BenchmarkId::new("uring_write_at", name),
+                &chunk,
+                |b, chunk| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let std_file = open_rw(&path);
+                            let file =
+                                tokio_uring::fs::File::from_std(std_file.try_clone().unwrap());
+                            let mut owned = chunk.clone();
+                            let mut pos = 0u64;
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                let start = Instant::now();
+                                let (res, back) = file.write_all_at(owned, pos).await;
+                                res.unwrap();
+                                total += start.elapsed();
+                                owned = black_box(back);
+                                pos += chunk.len() as u64;
+                                if pos > MAX_FILE_BYTES {
+                                    std_file.set_len(0).unwrap();
+                                    pos = 0;
+                                }
+                            }
+                            file.close().await.unwrap();
+                            total
+                        })
+                    })
+                },
+            );
+        }
+
+        let dir = tmp.path().join("log");
+        g.bench_with_input(
+            BenchmarkId::new("log_append_std", name),
+            &chunk,
+            |b, chunk| b.iter_custom(|iters| log_append_timed(&dir, chunk, iters)),
+        );
+        g.finish();
+    }
+}
+
+criterion_group!(benches, write_path);
+criterion_main!(benches);
