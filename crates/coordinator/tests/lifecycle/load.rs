@@ -375,3 +375,16 @@ fn a_group_loads_empty_or_stable_by_its_members() {
     );
     let _ = s("");
 }
+
+#[test]
+fn a_group_over_the_size_limit_rebalances_when_loaded() {
+    let config = sluice_coordinator::GroupConfig {
+        max_group_size: 2,
+        ..test_config()
+    };
+    let c =
+        GroupCoordinator::load(&config, 0, vec![group_record("big", 3).encode().unwrap()]).unwrap();
+    let group = &c.debug_groups()[0];
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert_eq!(group.members.len(), 3);
+}
