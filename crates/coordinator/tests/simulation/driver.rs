@@ -474,6 +474,8 @@ impl Simulation {
         };
         let token = slot.token;
         self.h.input(Input::Appended { token, result });
+        // Answers are checked against the state they were given in.
+        self.collect();
     }
 
     fn complete_all(&mut self) {
