@@ -31,7 +31,7 @@ mod rebalance;
 mod shape;
 mod sync;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -93,7 +93,7 @@ pub(crate) struct Runtime {
     next_seq: u64,
     member_ids: MemberIdGenerator,
     /// Offsets whose expiry tombstones are in flight, so cleanup does not repeat them.
-    expiring: std::collections::BTreeSet<(String, String, i32)>,
+    expiring: BTreeSet<(String, String, i32)>,
 }
 
 #[derive(Debug)]
@@ -106,7 +106,7 @@ struct PendingAppend {
 #[derive(Debug)]
 struct StableFetch {
     /// Answer once every append up to and including this sequence number is applied.
-    after_seq: Option<u64>,
+    after_seq: u64,
     id: RequestId,
     request: OffsetFetchGroup,
 }
@@ -199,7 +199,7 @@ impl GroupCoordinator {
                 load: 0,
                 next_seq: 0,
                 member_ids: MemberIdGenerator::new(config.member_id_seed),
-                expiring: std::collections::BTreeSet::new(),
+                expiring: BTreeSet::new(),
             },
             load_report: None,
         })
@@ -540,6 +540,14 @@ impl GroupCoordinator {
                     deadline,
                     TimerAction::ExpireHeartbeat,
                 );
+            }
+        }
+        // A group over a lowered group.max.size rebalances, so members can commit
+        // before the surplus is turned away (Kafka's onLoaded).
+        let max_group_size = self.rt.limits.max_group_size;
+        for group in self.groups.values_mut() {
+            if group.members().len() > max_group_size {
+                self.rt.prepare_rebalance(group);
             }
         }
         self.rt.schedule_cleanup();

@@ -11,7 +11,9 @@ use crate::input::RequestId;
 use crate::record::OffsetsRecord;
 
 /// Names one append until its [`Input::Appended`](crate::Input::Appended) comes back.
-/// Tokens of a previous load (before `Unloaded` or another `Loaded`) are ignored.
+/// Tokens of a previous load of the same coordinator (before `Unloaded` or another
+/// `Loaded`) are ignored. Tokens mean nothing to another coordinator instance, which may
+/// hand out the same values: results for a dropped instance must be dropped with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AppendToken {
     pub(crate) load: u32,

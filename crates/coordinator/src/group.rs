@@ -206,7 +206,8 @@ impl ClassicGroup {
             protocol_type,
             protocol_name: value.protocol.clone(),
             generation_id: value.generation,
-            leader_id: value.leader.clone(),
+            // Only a member leads; the loader checked that a group with members names one.
+            leader_id: value.leader.clone().filter(|_| !value.members.is_empty()),
             ..Self::new(group_id, 0)
         };
         for m in &value.members {

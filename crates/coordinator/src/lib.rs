@@ -26,6 +26,52 @@
 //! [`partition_for_group`]`(group_id, partitions)`; moving that partition's leadership
 //! moves the coordinator, which rebuilds its state from the partition's records.
 //!
+//! A shard drives it like this (here a single member joining with JoinGroup v3, which
+//! needs no second round trip, and no initial rebalance delay):
+//!
+//! ```
+//! use std::time::Duration;
+//! use sluice_coordinator::{Effect, GroupConfig, GroupCoordinator, GroupRequest, GroupResponse, Input, RequestId};
+//! use sluice_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+//! use sluice_protocol::kafka_protocol::messages::{GroupId, JoinGroupRequest};
+//! use sluice_protocol::kafka_protocol::protocol::StrBytes;
+//!
+//! let config = GroupConfig { initial_rebalance_delay: Duration::ZERO, ..GroupConfig::default() };
+//! let mut coordinator = GroupCoordinator::new(&config)?;
+//! coordinator.handle(0, Input::Loaded(Vec::new())); // the partition's records
+//!
+//! let join = JoinGroupRequest::default()
+//!     .with_group_id(GroupId(StrBytes::from_static_str("orders")))
+//!     .with_session_timeout_ms(10_000)
+//!     .with_protocol_type(StrBytes::from_static_str("consumer"))
+//!     .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range"))]);
+//! let effects = coordinator.handle(
+//!     5,
+//!     Input::Request {
+//!         id: RequestId(1),
+//!         api_version: 3,
+//!         client_id: "consumer-1".into(),
+//!         client_host: "/10.0.0.7".into(),
+//!         body: GroupRequest::JoinGroup(join),
+//!     },
+//! );
+//! for effect in effects {
+//!     match effect {
+//!         Effect::Respond { id, response: GroupResponse::JoinGroup(response) } => {
+//!             assert_eq!(id, RequestId(1));
+//!             assert_eq!(response.generation_id, 1);
+//!             assert_eq!(response.leader, response.member_id);
+//!         }
+//!         Effect::Respond { .. } => unreachable!("only the JoinGroup was sent"),
+//!         // Append the records to the partition, then report back with Input::Appended.
+//!         Effect::Append { .. } => {}
+//!     }
+//! }
+//! // Wake the coordinator when its next timer is due.
+//! assert!(coordinator.next_deadline().is_some());
+//! # Ok::<(), sluice_coordinator::ConfigError>(())
+//! ```
+//!
 //! **Invariants:**
 //! - every request gets exactly one [`Effect::Respond`], on success, error, or unload;
 //! - an answer that depends on a write (SyncGroup, OffsetCommit, DeleteGroups,

@@ -3,14 +3,37 @@
 //!
 //! The latest value of each key wins and a tombstone deletes it. Groups with persisted
 //! metadata come back Stable (with members) or Empty; offsets of a group without metadata
-//! make a simple group. Records of other group kinds, and records that do not parse, are
-//! counted and skipped.
+//! make a simple group. Records of other group kinds, and records that do not parse or
+//! describe an impossible group, are counted and skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::group::ClassicGroup;
 use crate::offsets::OffsetStore;
-use crate::record::{OffsetsRecord, RecordDecodeError, RecordKey, RecordValue};
+use crate::record::{GroupMetadataValue, OffsetsRecord, RecordDecodeError, RecordKey, RecordValue};
+
+/// Whether a decoded group could have been written by a coordinator: member ids and
+/// instance ids unique, and a group with members has a protocol and a leader among them.
+fn is_consistent(value: &GroupMetadataValue) -> bool {
+    let mut member_ids = BTreeSet::new();
+    let mut instance_ids = BTreeSet::new();
+    for member in &value.members {
+        if !member_ids.insert(member.member_id.as_str()) {
+            return false;
+        }
+        if let Some(instance_id) = &member.group_instance_id
+            && !instance_ids.insert(instance_id.as_str())
+        {
+            return false;
+        }
+    }
+    value.members.is_empty()
+        || (value.protocol.is_some()
+            && value
+                .leader
+                .as_deref()
+                .is_some_and(|leader| member_ids.contains(leader)))
+}
 
 /// What a load found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,9 +63,14 @@ pub(super) fn replay(records: impl IntoIterator<Item = OffsetsRecord>, now_ms: i
     for record in records {
         report.records += 1;
         match record.decode() {
-            Ok(decoded) => {
-                latest.insert(decoded.key, decoded.value);
-            }
+            Ok(decoded) => match &decoded.value {
+                Some(RecordValue::GroupMetadata(value)) if !is_consistent(value) => {
+                    report.skipped_malformed += 1
+                }
+                _ => {
+                    latest.insert(decoded.key, decoded.value);
+                }
+            },
             Err(RecordDecodeError::UnknownRecordType { .. }) => report.skipped_other_types += 1,
             Err(_) => report.skipped_malformed += 1,
         }

@@ -38,7 +38,7 @@ impl GroupCoordinator {
             && let Some(after_seq) = self.rt.last_unapplied_seq()
         {
             self.rt.stable_fetches.push(StableFetch {
-                after_seq: Some(after_seq),
+                after_seq,
                 id: caller.id,
                 request,
             });
@@ -61,10 +61,7 @@ impl GroupCoordinator {
             .map(|(token, _)| token.seq);
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rt.stable_fetches)
             .into_iter()
-            .partition(|fetch| match (fetch.after_seq, first_unapplied) {
-                (Some(after), Some(first)) => after < first,
-                _ => true,
-            });
+            .partition(|fetch| first_unapplied.is_none_or(|first| fetch.after_seq < first));
         self.rt.stable_fetches = waiting;
         for fetch in ready {
             let response = self.fetch_offsets(&fetch.request);

@@ -375,3 +375,44 @@ fn a_group_loads_empty_or_stable_by_its_members() {
     );
     let _ = s("");
 }
+
+#[test]
+fn a_group_over_the_size_limit_rebalances_when_loaded() {
+    let config = sluice_coordinator::GroupConfig {
+        max_group_size: 2,
+        ..test_config()
+    };
+    let c =
+        GroupCoordinator::load(&config, 0, vec![group_record("big", 3).encode().unwrap()]).unwrap();
+    let group = &c.debug_groups()[0];
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert_eq!(group.members.len(), 3);
+}
+
+#[test]
+fn group_metadata_describing_an_impossible_group_is_skipped() {
+    let mut duplicate_instance = group_record("dup", 2);
+    let mut no_leader = group_record("leaderless", 2);
+    if let Some(RecordValue::GroupMetadata(value)) = &mut duplicate_instance.value {
+        for member in &mut value.members {
+            member.group_instance_id = Some("same".into());
+        }
+    }
+    if let Some(RecordValue::GroupMetadata(value)) = &mut no_leader.value {
+        value.leader = Some("not-a-member".into());
+    }
+    let records = vec![
+        group_record("dup", 1).encode().unwrap(),
+        duplicate_instance.encode().unwrap(),
+        no_leader.encode().unwrap(),
+    ];
+    let c = GroupCoordinator::load(&test_config(), 0, records).unwrap();
+    assert_eq!(c.load_report().unwrap().skipped_malformed, 2);
+    let groups = c.debug_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0].members.len(),
+        1,
+        "the last consistent value of dup"
+    );
+}
