@@ -8,6 +8,8 @@
 //! - `uring_write_at`: tokio-uring `File::write_all_at` with an owned, reused buffer;
 //!   one runtime for the whole bench, writes awaited one after another (per-write
 //!   latency, as one shard appending to one partition).
+//! - `uring_write_at_8_in_flight`: eight such writes submitted at once and awaited
+//!   together (the best case for io_uring: several appends in one submission).
 //! - `log_append_std`: `Log::append` on `StdBackend` (base offset rewrite, index
 //!   bookkeeping and the `pwrite` behind the `FileBackend` trait).
 //!
@@ -129,6 +131,60 @@ fn write_path(c: &mut Criterion) {
                                 }
                             }
                             file.close().await.unwrap();
+                            total
+                        })
+                    })
+                },
+            );
+        }
+
+        if let Some(rt) = &uring {
+            // Eight appends submitted together and awaited together: the best case for
+            // io_uring (one submission for several writes). Throughput is per chunk.
+            let path = tmp.path().join("uring8.log");
+            g.bench_with_input(
+                BenchmarkId::new("uring_write_at_8_in_flight", name),
+                &chunk,
+                |b, chunk| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let std_file = open_rw(&path);
+                            let file = std::rc::Rc::new(tokio_uring::fs::File::from_std(
+                                std_file.try_clone().unwrap(),
+                            ));
+                            let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| chunk.clone()).collect();
+                            let mut pos = 0u64;
+                            let mut total = Duration::ZERO;
+                            let mut done = 0u64;
+                            while done < iters {
+                                let n = (iters - done).min(8) as usize;
+                                let start = Instant::now();
+                                let writes: Vec<_> = bufs
+                                    .drain(..n)
+                                    .map(|buf| {
+                                        let at = pos;
+                                        pos += chunk.len() as u64;
+                                        let f = std::rc::Rc::clone(&file);
+                                        tokio_uring::spawn(
+                                            async move { f.write_all_at(buf, at).await },
+                                        )
+                                    })
+                                    .collect();
+                                for w in writes {
+                                    let (res, back) = w.await.unwrap();
+                                    res.unwrap();
+                                    bufs.push(back);
+                                }
+                                total += start.elapsed();
+                                done += n as u64;
+                                if pos > MAX_FILE_BYTES {
+                                    std_file.set_len(0).unwrap();
+                                    pos = 0;
+                                }
+                            }
+                            if let Ok(f) = std::rc::Rc::try_unwrap(file) {
+                                f.close().await.unwrap();
+                            }
                             total
                         })
                     })

@@ -291,6 +291,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         run_local(async {
             let p = partition(dir.path(), &[("flush.messages", "4"), ("flush.ms", "50")]);
+            // A new log's directory entries wait for their first sync.
+            assert!(p.borrow().flush_due(1_000), "a new log is synced promptly");
+            p.borrow_mut().sync().unwrap();
+            assert!(!p.borrow().flush_due(1_000));
             p.borrow_mut().append(&[batch(3)], 1_000).unwrap();
             assert!(!p.borrow().flush_due(1_000), "3 records, fresh: not due");
             assert!(p.borrow().flush_due(1_050), "older than flush.ms: due");
@@ -303,6 +307,22 @@ mod tests {
                 p.borrow().fsync_before_ack(),
                 "acks=all waits for fsync by default"
             );
+        });
+        let dir = tempfile::tempdir().unwrap();
+        run_local(async {
+            // A roll makes the sealed segment due, whatever flush.messages says.
+            let p = partition(dir.path(), &[("segment.bytes", "1048576")]);
+            p.borrow_mut().sync().unwrap();
+            let big = || {
+                let mut builder = RecordBatchBuilder::new(Compression::None);
+                builder.push(None, Some(&[1u8; 600_000]), &[], 1_000);
+                valid(builder.build())
+            };
+            p.borrow_mut().append(&[big()], 1_000).unwrap();
+            assert!(!p.borrow().flush_due(1_000));
+            p.borrow_mut().append(&[big()], 1_000).unwrap();
+            assert!(p.borrow().log().segment_count() > 1, "rolled");
+            assert!(p.borrow().flush_due(1_000), "a rolled segment is due");
         });
         let dir = tempfile::tempdir().unwrap();
         run_local(async {

@@ -264,9 +264,11 @@ impl Partition {
         }
     }
 
-    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now, or a rolled
+    /// segment waits for one (synced in the background, as Kafka does after a roll).
     pub(crate) fn flush_due(&self, now_ms: i64) -> bool {
-        self.unflushed_records >= self.config.flush_messages
+        self.log.has_unsynced_sealed()
+            || self.unflushed_records >= self.config.flush_messages
             || self
                 .unflushed_since_ms
                 .is_some_and(|since| now_ms.saturating_sub(since) >= self.config.flush_ms)

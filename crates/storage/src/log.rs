@@ -510,6 +510,14 @@ impl Log {
         self.active().next_offset()
     }
 
+    /// Whether sealed segments, their indexes or directory changes wait for a sync
+    /// (after a roll, a retention pass, or an unclean open). Kafka flushes a rolled
+    /// segment in the background; callers use this to do the same. False once a sync
+    /// has failed (no later sync can succeed).
+    pub fn has_unsynced_sealed(&self) -> bool {
+        !self.pending.is_empty() && !self.sync_failed.load(Ordering::SeqCst)
+    }
+
     /// Offsets below this are known to be on stable storage.
     pub fn synced_offset(&self) -> i64 {
         self.synced_offset
