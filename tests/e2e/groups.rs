@@ -45,9 +45,11 @@ impl Rebalances {
 
 type GroupConsumer = BaseConsumer<Rebalances>;
 
-/// A broker whose groups rebalance without the initial delay, so tests are quick.
+/// A broker whose groups rebalance without the initial delay, so tests are quick. Two
+/// shards, so that requests reach coordinators on the other shard too.
 pub(crate) fn group_broker() -> Broker {
     Broker::start(BrokerOptions {
+        smp: Some(2),
         extra_args: vec!["--group-initial-rebalance-delay-ms".into(), "0".into()],
         ..BrokerOptions::default()
     })
