@@ -270,19 +270,36 @@ async fn committed_offsets_survive_a_broker_restart() {
             .unwrap();
         tpl.add_partition_offset(&topic, 1, Offset::Offset(10))
             .unwrap();
+        tpl.find_partition(&topic, 0)
+            .unwrap()
+            .set_metadata("resume-here");
         a.commit(&tpl, CommitMode::Sync).expect("commit");
         let committed = a.committed(OP_TIMEOUT).expect("committed");
-        let got: BTreeMap<i32, Offset> = committed
+        let got: BTreeMap<i32, (Offset, String)> = committed
             .elements()
             .iter()
-            .map(|e| (e.partition(), e.offset()))
+            .map(|e| (e.partition(), (e.offset(), e.metadata().to_owned())))
             .collect();
-        assert_eq!(got.get(&0), Some(&Offset::Offset(25)));
-        assert_eq!(got.get(&1), Some(&Offset::Offset(10)));
+        assert_eq!(
+            got.get(&0),
+            Some(&(Offset::Offset(25), "resume-here".to_owned()))
+        );
+        assert_eq!(got.get(&1), Some(&(Offset::Offset(10), String::new())));
     }
     broker.restart();
 
     let (b, _) = member(&bootstrap, &group, &topic, &[]);
+    // The metadata string came back from __consumer_offsets after the restart too.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&topic, 0);
+    let committed = b
+        .committed_offsets(tpl, OP_TIMEOUT)
+        .expect("committed after restart");
+    let p0 = committed.find_partition(&topic, 0).unwrap();
+    assert_eq!(
+        (p0.offset(), p0.metadata()),
+        (Offset::Offset(25), "resume-here")
+    );
     let mut resumed = Seen::new();
     poll_until(&[&b], &mut resumed, OP_TIMEOUT, "resume", |_, seen| {
         seen.len() == 15 + 30
