@@ -21,7 +21,7 @@ use crate::error::{
 };
 use crate::recovery;
 use crate::retention::{self, SegmentMeta};
-use crate::scan::{BatchScanner, ScanError, ScannedBatch};
+use crate::scan::ScannedBatch;
 use crate::segment::{self, Segment};
 use crate::segment_file::SegmentFile;
 
@@ -389,18 +389,7 @@ impl Log {
         }
         // Recovery cut the log below the recovery point (synced data was damaged):
         // the segments written from here on are not synced, lower the checkpoint.
-        let active_base = log.active().base_offset;
-        if log.recovery_point > active_base {
-            checkpoint::write(
-                log.backend.as_ref(),
-                &log.dir,
-                log.dir_file.as_ref(),
-                RECOVERY_POINT,
-                checkpoint::next_tag(),
-                active_base,
-            )?;
-            log.recovery_point = active_base;
-        }
+        log.lower_recovery_point_to_active()?;
         log.synced_offset = log.log_start_offset();
         tracing::debug!(dir = %log.dir.display(), segments = log.segments.len(), clean,
             log_start_offset = log.log_start_offset(), log_end_offset = log.log_end_offset(),
@@ -431,6 +420,25 @@ impl Log {
         } else if saved > self.log_start {
             self.log_start = saved;
             self.delete_below_log_start()?;
+        }
+        Ok(())
+    }
+
+    /// Every segment below the recovery point was synced: when the log was cut below
+    /// it (recovery found damage, or a truncation), the segments from the active one on
+    /// are not, so the checkpoint comes down to the active segment's base.
+    fn lower_recovery_point_to_active(&mut self) -> Result<(), IoFailure> {
+        let active_base = self.active().base_offset;
+        if self.recovery_point > active_base {
+            checkpoint::write(
+                self.backend.as_ref(),
+                &self.dir,
+                self.dir_file.as_ref(),
+                RECOVERY_POINT,
+                checkpoint::next_tag(),
+                active_base,
+            )?;
+            self.recovery_point = active_base;
         }
         Ok(())
     }
@@ -1286,31 +1294,16 @@ impl Log {
             return Ok(None);
         }
         let base = c.base_offset;
-        let mut index = segment::SegmentIndex::empty(base);
-        let mut scanner = BatchScanner::new(&file, base, 0, base, false);
-        loop {
-            match scanner.next_batch() {
-                Ok(Some(b)) => index.track_batch(
-                    self.config.index_interval_bytes,
-                    b.position,
-                    b.size(),
-                    b.header.base_offset,
-                    b.last_offset().saturating_add(1),
-                    b.header.max_timestamp,
-                ),
-                Ok(None) => break,
-                Err(ScanError::Io(e)) => return Err(e.into()),
-                Err(ScanError::Corrupt { position, kind }) => {
-                    tracing::warn!(path = %c.cleaned_path.display(), position, reason = %kind,
-                        "cleaned segment does not scan; not installed");
-                    return Ok(None);
-                }
-            }
-        }
-        if index.next_offset != c.next_offset {
+        let mut seg = Segment::new_active(base, file);
+        let (_, stop) = seg.index_by_scan(self.config.index_interval_bytes, false)?;
+        if let Some((position, kind)) = stop {
+            tracing::warn!(path = %c.cleaned_path.display(), position, reason = %kind,
+                "cleaned segment does not scan; not installed");
             return Ok(None);
         }
-        let mut seg = Segment::sealed(base, file, index);
+        if seg.next_offset() != c.next_offset {
+            return Ok(None);
+        }
         seg.first_seen_ms = first_seen_ms;
         // The old index files may be mapped: unlink them, never truncate them. Until
         // the new ones exist, open rebuilds missing index files.

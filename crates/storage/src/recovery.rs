@@ -249,25 +249,7 @@ fn recover_active_log(
     config: &LogConfig,
 ) -> Result<(Segment, bool), OpenError> {
     let mut segment = Segment::new_active(base, file);
-    let (valid_len, stop) = {
-        let mut scanner = BatchScanner::new(&segment.file, base, 0, base, true);
-        let stop = loop {
-            match scanner.next_batch() {
-                Ok(Some(b)) => segment.index.track_batch(
-                    config.index_interval_bytes,
-                    b.position,
-                    b.size(),
-                    b.header.base_offset,
-                    b.last_offset().saturating_add(1),
-                    b.header.max_timestamp,
-                ),
-                Ok(None) => break None,
-                Err(ScanError::Io(e)) => return Err(e.into()),
-                Err(ScanError::Corrupt { position, kind }) => break Some((position, kind)),
-            }
-        };
-        (scanner.position(), stop)
-    };
+    let (valid_len, stop) = segment.index_by_scan(config.index_interval_bytes, true)?;
     let Some((position, kind)) = stop else {
         return Ok((segment, false));
     };
@@ -356,25 +338,11 @@ fn rebuild_sealed(
     verify_crc: bool,
 ) -> Result<Result<Rebuilt, SegmentFile>, OpenError> {
     let mut segment = Segment::new_active(base, file);
-    let mut scanner = BatchScanner::new(&segment.file, base, 0, base, verify_crc);
-    loop {
-        match scanner.next_batch() {
-            Ok(Some(b)) => segment.index.track_batch(
-                config.index_interval_bytes,
-                b.position,
-                b.size(),
-                b.header.base_offset,
-                b.last_offset().saturating_add(1),
-                b.header.max_timestamp,
-            ),
-            Ok(None) => break,
-            Err(ScanError::Io(e)) => return Err(e.into()),
-            Err(ScanError::Corrupt { position, kind }) => {
-                tracing::warn!(segment = %segment.path().display(), position, reason = %kind,
-                    "bad batch in sealed segment");
-                return Ok(Err(segment.file));
-            }
-        }
+    let (_, stop) = segment.index_by_scan(config.index_interval_bytes, verify_crc)?;
+    if let Some((position, kind)) = stop {
+        tracing::warn!(segment = %segment.path().display(), position, reason = %kind,
+            "bad batch in sealed segment");
+        return Ok(Err(segment.file));
     }
     if segment.next_offset() != next_base {
         return Ok(Err(segment.file));

@@ -259,6 +259,36 @@ impl Segment {
         }
     }
 
+    /// Walks the file's batches from the start (headers only, or whole batches with
+    /// their CRC-32C when `verify_crc`), tracking each in the in-memory indexes, which
+    /// must be empty. Stops at the end of the file or at the first torn or corrupt
+    /// batch: returns the end of the valid prefix and, if it stopped early, where and
+    /// why. The file is not changed.
+    pub(crate) fn index_by_scan(
+        &mut self,
+        index_interval_bytes: u32,
+        verify_crc: bool,
+    ) -> Result<(u64, Option<(u64, CorruptionKind)>), IoFailure> {
+        let base = self.base_offset;
+        let mut scanner = BatchScanner::new(&self.file, base, 0, base, verify_crc);
+        let stop = loop {
+            match scanner.next_batch() {
+                Ok(Some(b)) => self.index.track_batch(
+                    index_interval_bytes,
+                    b.position,
+                    b.size(),
+                    b.header.base_offset,
+                    b.last_offset().saturating_add(1),
+                    b.header.max_timestamp,
+                ),
+                Ok(None) => break None,
+                Err(ScanError::Io(e)) => return Err(e),
+                Err(ScanError::Corrupt { position, kind }) => break Some((position, kind)),
+            }
+        };
+        Ok((scanner.position(), stop))
+    }
+
     /// Offset after the last batch; the base offset while empty.
     pub(crate) fn next_offset(&self) -> i64 {
         self.index.next_offset

@@ -17,11 +17,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::backend::{FileBackend, remove_if_exists};
-use crate::checkpoint::{self, CLEANER_OFFSET, RECOVERY_POINT};
+use crate::checkpoint::{self, CLEANER_OFFSET};
 use crate::config::LogConfig;
 use crate::error::{IoFailure, IoOp, TruncateError};
 use crate::recovery;
-use crate::scan::{BatchScanner, ScanError};
 use crate::segment::{self, Segment};
 use crate::segment_file::SegmentFile;
 
@@ -104,7 +103,6 @@ impl Log {
             .size_bytes
             .saturating_sub(old_size)
             .saturating_add(active.file.len());
-        let active_base = active.base_offset;
         self.segments.push(active);
         debug_assert_eq!(self.log_end_offset(), new_leo);
         if new_leo == self.log_start {
@@ -113,17 +111,7 @@ impl Log {
             self.delete_below_log_start()?;
         }
         self.synced_offset = self.synced_offset.min(new_leo);
-        if self.recovery_point > active_base {
-            checkpoint::write(
-                self.backend.as_ref(),
-                &self.dir,
-                self.dir_file.as_ref(),
-                RECOVERY_POINT,
-                checkpoint::next_tag(),
-                active_base,
-            )?;
-            self.recovery_point = active_base;
-        }
+        self.lower_recovery_point_to_active()?;
         if self.cleaned_up_to > new_leo {
             checkpoint::write(
                 self.backend.as_ref(),
@@ -229,28 +217,14 @@ fn rebuild_active(
     config: &LogConfig,
 ) -> Result<Segment, TruncateError> {
     let mut segment = Segment::new_active(base, file);
-    let mut scanner = BatchScanner::new(&segment.file, base, 0, base, false);
-    loop {
-        match scanner.next_batch() {
-            Ok(Some(b)) => segment.index.track_batch(
-                config.index_interval_bytes,
-                b.position,
-                b.size(),
-                b.header.base_offset,
-                b.last_offset().saturating_add(1),
-                b.header.max_timestamp,
-            ),
-            Ok(None) => break,
-            Err(ScanError::Io(e)) => return Err(e.into()),
-            Err(ScanError::Corrupt { position, kind }) => {
-                return Err(crate::error::ReadError::Corrupt {
-                    path: segment.path().to_path_buf(),
-                    position,
-                    kind,
-                }
-                .into());
-            }
+    let (_, stop) = segment.index_by_scan(config.index_interval_bytes, false)?;
+    if let Some((position, kind)) = stop {
+        return Err(crate::error::ReadError::Corrupt {
+            path: segment.path().to_path_buf(),
+            position,
+            kind,
         }
+        .into());
     }
     Ok(segment)
 }
