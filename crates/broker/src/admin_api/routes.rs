@@ -248,7 +248,67 @@ fn node_config(state: &AdminState) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
+    use crate::catalog::{Catalog, MetaStore};
+    use crate::config::NodeConfig;
+    use crate::shard::NodeShared;
+
+    /// A node with no shards running, and its shutdown switch.
+    fn state(ready: bool) -> (Arc<AdminState>, tokio::sync::watch::Sender<bool>) {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = NodeConfig::default();
+        let node = NodeShared::new(
+            config.clone(),
+            "cluster".to_owned(),
+            Catalog::default(),
+            MetaStore::new(&config.data_dir),
+            0,
+            stop_rx,
+        );
+        let state = AdminState {
+            node: Arc::new(node),
+            kafka_addr: config.kafka_addr,
+            admin_addr: config.admin_addr,
+            ready: AtomicBool::new(ready),
+        };
+        (Arc::new(state), stop)
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn readiness_is_503_until_ready_and_again_at_shutdown() {
+        let (booting, _stop) = state(false);
+        let response = block_on(serve(&booting, Route::Ready));
+        assert_eq!(response.status, 503);
+        assert_eq!(response.body, r#"{"status":"booting"}"#);
+        let (ready, stop) = state(true);
+        assert_eq!(block_on(serve(&ready, Route::Ready)).status, 200);
+        assert_eq!(block_on(serve(&ready, Route::Live)).status, 200);
+        stop.send(true).unwrap();
+        assert_eq!(block_on(serve(&ready, Route::Ready)).status, 503);
+        assert_eq!(block_on(serve(&ready, Route::Live)).status, 200);
+    }
+
+    #[test]
+    fn node_config_uses_node_toml_keys() {
+        let (state, _stop) = state(true);
+        let response = block_on(serve(&state, Route::NodeConfig));
+        let json: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(json["kafka_addr"], "127.0.0.1:9092");
+        assert_eq!(json["admin_addr"], "127.0.0.1:9644");
+        assert_eq!(json["io_backend"], "auto");
+        assert_eq!(json["offsets_topic_num_partitions"], 50);
+        assert_eq!(json["topic_defaults"]["log.cleanup.policy"], "delete");
+    }
 
     #[test]
     fn routes_known_paths() {
