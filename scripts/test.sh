@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh Debian machine: installs the external clients the
-# end-to-end tests drive (kcat, kafka-python, confluent-kafka), builds the broker,
+# end-to-end tests drive (kcat, kafka-python, confluent-kafka, and prometheus-client's
+# parser for /metrics), builds the broker,
 # then runs the workspace tests (nextest when available) and the doctests.
 #
 # Environment:
@@ -38,6 +39,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     missing=()
     python3 -c 'import kafka' >/dev/null 2>&1 || missing+=(kafka-python)
     python3 -c 'import confluent_kafka' >/dev/null 2>&1 || missing+=(confluent-kafka)
+    python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(prometheus-client)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "==> pip install ${missing[*]}"
         # Debian's system Python is "externally managed" (PEP 668); fall back accordingly.

@@ -252,6 +252,11 @@ impl Broker {
         ([127, 0, 0, 1], self.kafka_port).into()
     }
 
+    /// The admin HTTP API address (`--admin-addr`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.admin_port).into()
+    }
+
     /// Kafka listener port.
     pub fn kafka_port(&self) -> u16 {
         self.kafka_port

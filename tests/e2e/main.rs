@@ -5,6 +5,7 @@
 //! Build the broker first: `cargo build -p sluice`.
 
 mod admin;
+mod admin_http;
 mod cli;
 mod common;
 mod compression;

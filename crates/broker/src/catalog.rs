@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,10 @@ pub(crate) struct PartitionShared {
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Record batch bytes appended by Produce (metrics; written by the owner shard).
+    bytes_in: AtomicU64,
+    /// Record batch bytes returned by Fetch (metrics; written by the fetching shards).
+    bytes_out: AtomicU64,
 }
 
 /// Waiter lists are pruned of finished fetches once they grow past this.
@@ -38,7 +42,29 @@ impl PartitionShared {
             high_watermark: AtomicI64::new(0),
             log_start_offset: AtomicI64::new(0),
             waiters: Mutex::new(Vec::new()),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
         }
+    }
+
+    /// Counts bytes produced to this partition (a metric: `Relaxed` is enough).
+    pub(crate) fn add_bytes_in(&self, bytes: usize) {
+        self.bytes_in
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts bytes fetched from this partition.
+    pub(crate) fn add_bytes_out(&self, bytes: usize) {
+        self.bytes_out
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
     }
 
     pub(crate) fn high_watermark(&self) -> i64 {

@@ -119,6 +119,9 @@ fn start_request(shard: &Rc<Shard>, body: bytes::Bytes, peer: SocketAddr) -> Opt
     let api_key = request.api_key;
     let api_version = request.api_version;
     let shard = shard.clone();
+    // Latency runs from the decode to the encoded response (queueing behind earlier
+    // responses of the connection is not the request's own time).
+    let started = std::time::Instant::now();
     tokio::task::spawn_local(async move {
         let outgoing = match handler::dispatch(shard, request, peer).await {
             Reply::Respond(body) => {
@@ -135,6 +138,8 @@ fn start_request(shard: &Rc<Shard>, body: bytes::Bytes, peer: SocketAddr) -> Opt
             Reply::Silent => Outgoing::Nothing,
             Reply::Close => Outgoing::Close,
         };
+        let failed = matches!(outgoing, Outgoing::Close);
+        crate::metrics::local(|m| m.request_done(api_key as i16, started.elapsed(), failed));
         let _ = tx.send(outgoing);
     });
     Some(rx)

@@ -132,6 +132,7 @@ fn start(partition: PartitionRef, flusher: Rc<Flusher>) {
     flusher.running.set(true);
     let handle = partition.borrow().log().sync_handle();
     tokio::task::spawn_local(async move {
+        let started = std::time::Instant::now();
         let result = if ON_URING.with(Cell::get) {
             sync_with_uring(&handle).await
         } else {
@@ -146,6 +147,7 @@ fn start(partition: PartitionRef, flusher: Rc<Flusher>) {
                 }),
             }
         };
+        crate::metrics::local(|m| m.fsync.observe_duration(started.elapsed()));
         let synced = {
             let mut p = partition.borrow_mut();
             if result.is_ok() {

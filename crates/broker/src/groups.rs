@@ -136,6 +136,11 @@ impl CoordinatorHost {
         self.coordinator.borrow().list_groups(states, types)
     }
 
+    /// Durable committed offsets of this partition's groups, for the lag metric.
+    pub(crate) fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.coordinator.borrow().committed_offsets()
+    }
+
     /// Leadership of the partition is gone: answer everything waiting with
     /// NOT_COORDINATOR.
     pub(crate) fn unload(self: &Rc<Self>, now_ms: i64) {

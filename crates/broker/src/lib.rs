@@ -18,6 +18,7 @@
 //! connection leave in the order requests arrived; bad input closes one connection and
 //! nothing else.
 
+mod admin_api;
 mod catalog;
 mod compaction;
 pub mod config;
@@ -27,6 +28,7 @@ mod error_code;
 mod flush;
 mod groups;
 mod handler;
+mod metrics;
 mod partition;
 mod producer_state;
 mod server;

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::admin_api::AdminServer;
 use crate::catalog::{Catalog, MetaStore, PartitionShared, Topic, owner_shard};
 use crate::config::{IoBackend, NodeConfig};
 use crate::error::StartError;
@@ -18,6 +19,7 @@ pub struct Node {
     shared: Arc<NodeShared>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    admin: Option<AdminServer>,
     /// Runtime the shards run on.
     pub uring: bool,
 }
@@ -147,6 +149,8 @@ impl Node {
             receivers.push(rx);
         }
         let _ = shared.shards.set(senders);
+        // Before the shards, so readiness answers 503 while partitions open.
+        let admin = AdminServer::start(shared.clone(), bound)?;
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(shards);
@@ -173,6 +177,7 @@ impl Node {
             shared,
             stop,
             threads,
+            admin: Some(admin),
             uring,
         };
         for _ in 0..shards {
@@ -191,9 +196,13 @@ impl Node {
                 }
             }
         }
+        if let Some(admin) = &node.admin {
+            admin.set_ready();
+        }
         info!(
             node_id = config.node_id,
             kafka_addr = %bound,
+            admin_addr = %node.admin_addr(),
             shards,
             io_backend = if uring { "io_uring" } else { "tokio" },
             cluster_id = %identity.cluster_id,
@@ -207,12 +216,22 @@ impl Node {
         self.shared.config.kafka_addr
     }
 
+    /// The address the admin HTTP API is bound to.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .as_ref()
+            .map_or(self.shared.config.admin_addr, AdminServer::addr)
+    }
+
     fn stop_and_join(&mut self) {
         let _ = self.stop.send(true);
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 warn!("a shard thread panicked");
             }
+        }
+        if let Some(admin) = self.admin.take() {
+            admin.join();
         }
     }
 

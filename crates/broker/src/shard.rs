@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use sluice_coordinator::GroupConfig;
@@ -55,6 +56,8 @@ pub(crate) struct NodeShared {
     /// Random per node start, so a restarted coordinator never hands out a member id
     /// it gave before.
     pub(crate) member_id_seed: u64,
+    /// Each shard's counters, indexed by shard id.
+    pub(crate) metrics: crate::metrics::NodeMetrics,
 }
 
 /// The shard went away (node shutting down) before answering.
@@ -74,7 +77,6 @@ impl NodeShared {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
-            config,
             cluster_id,
             catalog: RwLock::new(catalog),
             meta,
@@ -85,6 +87,8 @@ impl NodeShared {
                 next: producer_id_block_end,
                 block_end: producer_id_block_end,
             }),
+            metrics: crate::metrics::NodeMetrics::new(config.smp.get()),
+            config,
             shutdown,
         }
     }
@@ -144,6 +148,27 @@ impl NodeShared {
         if target == here.id {
             return Ok(work(here.clone()).await);
         }
+        let gone = ShardGone { shard: target };
+        let sender = self.shards.get().and_then(|s| s.get(target)).ok_or(gone)?;
+        let (tx, rx) = oneshot::channel();
+        let task: ShardTask = Box::new(move |shard: &Rc<Shard>| {
+            let shard = shard.clone();
+            tokio::task::spawn_local(async move {
+                let _ = tx.send(work(shard).await);
+            });
+        });
+        sender.send(task).map_err(|_| gone)?;
+        rx.await.map_err(|_| gone)
+    }
+
+    /// Runs `work` on shard `target` from a thread that is not a shard (the admin
+    /// server), and returns its result.
+    pub(crate) async fn ask_shard<R, F, Fut>(&self, target: usize, work: F) -> Result<R, ShardGone>
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: Send + 'static,
+    {
         let gone = ShardGone { shard: target };
         let sender = self.shards.get().and_then(|s| s.get(target)).ok_or(gone)?;
         let (tx, rx) = oneshot::channel();
@@ -270,6 +295,23 @@ impl Shard {
         Ok(groups)
     }
 
+    /// `(topic, partition, log size in bytes)` of every partition this shard owns.
+    pub(crate) fn partition_sizes(&self) -> Vec<(Arc<str>, i32, u64)> {
+        self.all_partitions()
+            .iter()
+            .map(|p| {
+                let p = p.borrow();
+                (p.topic.clone(), p.index, p.log().size_bytes())
+            })
+            .collect()
+    }
+
+    /// Committed offsets of the groups this shard coordinates.
+    pub(crate) fn committed_offsets(&self) -> Vec<crate::metrics::scrape::CommittedOffset> {
+        let hosts: Vec<_> = self.coordinators.borrow().values().cloned().collect();
+        hosts.iter().flat_map(|h| h.committed_offsets()).collect()
+    }
+
     /// Every partition this shard owns, for periodic work.
     fn all_partitions(&self) -> Vec<PartitionRef> {
         self.partitions
@@ -309,9 +351,16 @@ impl Shard {
 
     fn connection_opened(&self) {
         self.connections.set(self.connections.get() + 1);
+        crate::metrics::local(|m| {
+            m.connections_accepted.fetch_add(1, Ordering::Relaxed);
+            m.connections_active.fetch_add(1, Ordering::Relaxed);
+        });
     }
 
     pub(crate) fn connection_closed(&self) {
+        crate::metrics::local(|m| {
+            m.connections_active.fetch_sub(1, Ordering::Relaxed);
+        });
         self.connections
             .set(self.connections.get().saturating_sub(1));
         if self.connections.get() == 0 {
@@ -393,6 +442,9 @@ async fn shard_main(start: ShardStart) {
         ready,
     } = start;
     crate::flush::set_uring_runtime(uring);
+    if let Some(metrics) = node.metrics.shards.get(id) {
+        crate::metrics::set_local(metrics.clone());
+    }
     let shard = Rc::new(Shard {
         id,
         node: node.clone(),

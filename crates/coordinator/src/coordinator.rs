@@ -29,6 +29,7 @@ mod offset_delete;
 mod offset_fetch;
 mod rebalance;
 mod shape;
+mod snapshot;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};

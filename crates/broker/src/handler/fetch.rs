@@ -82,7 +82,8 @@ pub(super) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
-    let deadline = tokio::time::Instant::now() + max_wait;
+    let started = tokio::time::Instant::now();
+    let deadline = started + max_wait;
     let wake = Arc::new(Notify::new());
     let reads = loop {
         // Register before reading so an append between the read and the wait is not
@@ -109,6 +110,14 @@ pub(super) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             break read_all(ctx, &wanted, max_bytes).await;
         }
     };
+
+    crate::metrics::local(|m| m.fetch_wait.observe_duration(started.elapsed()));
+    // Counted once per response: a long poll may read (and discard) more than once.
+    for (w, read) in wanted.iter().zip(&reads) {
+        if let Some(shared) = &w.shared {
+            shared.add_bytes_out(read.len());
+        }
+    }
 
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
     let mut reads = reads.into_iter();

@@ -98,6 +98,10 @@ fn validate(topic: &Topic, records: Option<&Bytes>, now: i64) -> Result<Vec<Vali
                 .map_err(|e| Outcome::from_batch_error(&e))?,
             None => batch,
         };
+        crate::metrics::local(|m| {
+            m.produce_batch_size
+                .observe(u64::try_from(batch.len()).unwrap_or(u64::MAX));
+        });
         batches.push(ValidBatch {
             bytes: batch,
             max_timestamp: summary.max_timestamp,
@@ -134,6 +138,8 @@ async fn append_on_owner(shard: &Shard, appends: Vec<Append>, acks: i16, now: i6
             Ok(appended) => {
                 let (wait, flush_due, end) = {
                     let p = partition.borrow();
+                    p.shared
+                        .add_bytes_in(a.batches.iter().map(|b| b.bytes.len()).sum());
                     (
                         acks == -1 && p.fsync_before_ack(),
                         p.flush_due(now),
