@@ -86,6 +86,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod config;
+pub mod consumer;
 mod coordinator;
 mod effect;
 mod group;
@@ -96,6 +97,7 @@ mod placement;
 pub mod record;
 mod subscription;
 mod timer;
+mod topics;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -110,3 +112,4 @@ pub use input::{
 };
 pub use placement::{java_string_hash, partition_for_group};
 pub use record::OffsetsRecord;
+pub use topics::{TopicInfo, TopicsImage};

@@ -235,6 +235,8 @@ pub fn fetch_request(group: &str, partitions: Option<&[(&str, i32)]>) -> OffsetF
             topics
         }),
         require_stable: false,
+        member_id: None,
+        member_epoch: -1,
     }
 }
 
