@@ -194,3 +194,228 @@ impl Reconciliation<'_> {
         next
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn tp(list: &[(u128, &[i32])]) -> TopicPartitions {
+        list.iter()
+            .filter(|(_, ps)| !ps.is_empty())
+            .map(|(topic, ps)| (t(*topic), ps.iter().copied().collect()))
+            .collect()
+    }
+
+    fn member(
+        state: MemberState,
+        epoch: i32,
+        assigned: &[(u128, &[i32])],
+        revoking: &[(u128, &[i32])],
+    ) -> ConsumerMember {
+        let mut m = ConsumerMember::new("m".into());
+        m.state = state;
+        m.member_epoch = epoch;
+        m.previous_member_epoch = epoch - 1;
+        m.assigned = tp(assigned);
+        m.pending_revocation = tp(revoking);
+        m
+    }
+
+    struct Case {
+        name: &'static str,
+        member: ConsumerMember,
+        target_epoch: i32,
+        target: TopicPartitions,
+        owned: Option<TopicPartitions>,
+        /// Partitions another member still owns.
+        taken: &'static [(u128, i32)],
+        state: MemberState,
+        epoch: i32,
+        assigned: TopicPartitions,
+        revoking: TopicPartitions,
+    }
+
+    #[test]
+    fn transitions_follow_kafkas_state_machine() {
+        use MemberState::*;
+        let cases = [
+            Case {
+                name: "stable, new epoch, only additions: straight to the target",
+                member: member(Stable, 1, &[(1, &[0])], &[]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0, 1])]),
+                owned: Some(tp(&[(1, &[0])])),
+                taken: &[],
+                state: Stable,
+                epoch: 2,
+                assigned: tp(&[(1, &[0, 1])]),
+                revoking: tp(&[]),
+            },
+            Case {
+                name: "stable, new epoch, losing partitions it still owns: revoke first",
+                member: member(Stable, 1, &[(1, &[0, 1])], &[]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0])]),
+                owned: Some(tp(&[(1, &[0, 1])])),
+                taken: &[],
+                state: UnrevokedPartitions,
+                epoch: 1,
+                assigned: tp(&[(1, &[0])]),
+                revoking: tp(&[(1, &[1])]),
+            },
+            Case {
+                name: "stable, losing partitions it already dropped: no need to wait",
+                member: member(Stable, 1, &[(1, &[0, 1])], &[]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0])]),
+                owned: Some(tp(&[(1, &[0])])),
+                taken: &[],
+                state: Stable,
+                epoch: 2,
+                assigned: tp(&[(1, &[0])]),
+                revoking: tp(&[]),
+            },
+            Case {
+                name: "unrevoked, still owning what it must give up: stays",
+                member: member(UnrevokedPartitions, 1, &[(1, &[0])], &[(1, &[1])]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0])]),
+                owned: Some(tp(&[(1, &[0, 1])])),
+                taken: &[(1, 1)],
+                state: UnrevokedPartitions,
+                epoch: 1,
+                assigned: tp(&[(1, &[0])]),
+                revoking: tp(&[(1, &[1])]),
+            },
+            Case {
+                name: "unrevoked, heartbeat without owned partitions: stays",
+                member: member(UnrevokedPartitions, 1, &[(1, &[0])], &[(1, &[1])]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0])]),
+                owned: None,
+                taken: &[(1, 1)],
+                state: UnrevokedPartitions,
+                epoch: 1,
+                assigned: tp(&[(1, &[0])]),
+                revoking: tp(&[(1, &[1])]),
+            },
+            Case {
+                name: "unrevoked, revoked: moves to the target epoch",
+                member: member(UnrevokedPartitions, 1, &[(1, &[0])], &[(1, &[1])]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0])]),
+                owned: Some(tp(&[(1, &[0])])),
+                taken: &[(1, 1)],
+                state: Stable,
+                epoch: 2,
+                assigned: tp(&[(1, &[0])]),
+                revoking: tp(&[]),
+            },
+            Case {
+                name: "new partitions still owned by another member: unreleased",
+                member: member(Stable, 1, &[(1, &[0])], &[]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0, 1, 2])]),
+                owned: Some(tp(&[(1, &[0])])),
+                taken: &[(1, 2)],
+                state: UnreleasedPartitions,
+                epoch: 2,
+                assigned: tp(&[(1, &[0, 1])]),
+                revoking: tp(&[]),
+            },
+            Case {
+                name: "unreleased, once released: stable",
+                member: member(UnreleasedPartitions, 2, &[(1, &[0, 1])], &[]),
+                target_epoch: 2,
+                target: tp(&[(1, &[0, 1, 2])]),
+                owned: Some(tp(&[(1, &[0, 1])])),
+                taken: &[],
+                state: Stable,
+                epoch: 2,
+                assigned: tp(&[(1, &[0, 1, 2])]),
+                revoking: tp(&[]),
+            },
+            Case {
+                name: "partitions of a topic no longer subscribed are revoked",
+                member: member(Stable, 2, &[(1, &[0]), (9, &[0])], &[]),
+                target_epoch: 3,
+                target: tp(&[(1, &[0]), (9, &[0])]),
+                owned: Some(tp(&[(1, &[0]), (9, &[0])])),
+                taken: &[],
+                state: UnrevokedPartitions,
+                epoch: 2,
+                assigned: tp(&[(1, &[0])]),
+                revoking: tp(&[(9, &[0])]),
+            },
+        ];
+        let subscribed: BTreeSet<Uuid> = [t(1)].into();
+        for case in cases {
+            let step = Reconciliation {
+                target_epoch: case.target_epoch,
+                target: &case.target,
+                subscribed_topic_ids: &subscribed,
+                has_subscription_changed: false,
+                owned: case.owned.as_ref(),
+            };
+            let taken: BTreeSet<(Uuid, i32)> = case
+                .taken
+                .iter()
+                .map(|(topic, p)| (t(*topic), *p))
+                .collect();
+            let next = step
+                .next(&case.member, |topic, p| {
+                    if taken.contains(&(topic, p)) { 7 } else { -1 }
+                })
+                .unwrap();
+            assert_eq!(next.state, case.state, "{}", case.name);
+            assert_eq!(next.member_epoch, case.epoch, "{}", case.name);
+            assert_eq!(next.assigned, case.assigned, "{}", case.name);
+            assert_eq!(next.pending_revocation, case.revoking, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_state_with_partitions_must_rejoin() {
+        let m = member(MemberState::Unknown, 3, &[(1, &[0])], &[]);
+        let subscribed: BTreeSet<Uuid> = [t(1)].into();
+        let target = tp(&[(1, &[0])]);
+        let owned = tp(&[(1, &[0])]);
+        let step = Reconciliation {
+            target_epoch: 3,
+            target: &target,
+            subscribed_topic_ids: &subscribed,
+            has_subscription_changed: false,
+            owned: Some(&owned),
+        };
+        assert_eq!(step.next(&m, |_, _| -1), Err(MustRejoin));
+        let nothing = TopicPartitions::new();
+        let step = Reconciliation {
+            owned: Some(&nothing),
+            ..step
+        };
+        assert_eq!(step.next(&m, |_, _| -1).unwrap().state, MemberState::Stable);
+    }
+
+    #[test]
+    fn a_subscription_change_revokes_at_once_while_stable() {
+        let m = member(MemberState::Stable, 2, &[(1, &[0]), (9, &[1])], &[]);
+        let subscribed: BTreeSet<Uuid> = [t(1)].into();
+        let target = tp(&[(1, &[0]), (9, &[1])]);
+        let owned = tp(&[(1, &[0]), (9, &[1])]);
+        let step = Reconciliation {
+            target_epoch: 2,
+            target: &target,
+            subscribed_topic_ids: &subscribed,
+            has_subscription_changed: true,
+            owned: Some(&owned),
+        };
+        let next = step.next(&m, |_, _| -1).unwrap();
+        assert_eq!(next.state, MemberState::UnrevokedPartitions);
+        assert_eq!(next.assigned, tp(&[(1, &[0])]));
+        assert_eq!(next.pending_revocation, tp(&[(9, &[1])]));
+    }
+}

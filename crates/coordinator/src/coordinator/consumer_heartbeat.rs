@@ -189,6 +189,10 @@ fn check_epoch(
             )),
         )
     };
+    // A member that was fenced rejoins with epoch 0 under the same id (KAFKA-19233).
+    if received == 0 {
+        return Ok(());
+    }
     if received > member.member_epoch {
         return Err(fenced("greater"));
     }
@@ -633,10 +637,13 @@ fn fence_records(
     if metadata != group.subscription_metadata {
         records.push(consumer::partition_metadata_record(group_id, &metadata));
     }
-    records.push(consumer::epoch_record(
-        group_id,
-        group.group_epoch.saturating_add(1),
-    ));
+    let group_epoch = group.group_epoch.saturating_add(1);
+    records.push(consumer::epoch_record(group_id, group_epoch));
+    // The last member gone, there is nothing to assign: the assignment epoch catches up
+    // so that the empty group's epochs agree (KAFKA-20442).
+    if group.members.len() == 1 {
+        records.push(consumer::target_epoch_record(group_id, group_epoch));
+    }
     rt.cancel_consumer_session(group_id, &member.member_id);
     rt.cancel_consumer_rebalance(group_id, &member.member_id);
     records
