@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_e2e::unique_topic;
@@ -22,7 +23,20 @@ use crate::groups::{
 
 /// A consumer-protocol member of `group`, subscribed to `topic`.
 fn consumer_member(bootstrap: &str, group: &str, topic: &str) -> GroupConsumer {
+    static_member(bootstrap, group, topic, None)
+}
+
+/// A consumer-protocol member, static when `instance_id` is given.
+fn static_member(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    instance_id: Option<&str>,
+) -> GroupConsumer {
     let mut c = base_config(bootstrap);
+    if let Some(instance_id) = instance_id {
+        c.set("group.instance.id", instance_id);
+    }
     c.set("group.id", group)
         .set("group.protocol", "consumer")
         .set("enable.auto.commit", "false")
@@ -216,4 +230,65 @@ async fn classic_and_consumer_protocol_groups_side_by_side() {
         "{listed:?}"
     );
     assert!(listed.contains_key(&consumer_group), "{listed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_subscription_is_resolved_by_the_broker() {
+    let broker = group_broker();
+    let bootstrap = broker.bootstrap();
+    let prefix = unique_topic("kip848-re");
+    let (first, second) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    for topic in [&first, &second] {
+        create_topic(&bootstrap, topic, 2).await;
+        wait_topic_ready(&bootstrap, topic, 2);
+        fill(&bootstrap, topic, 2, 10).await;
+    }
+    let group = unique_topic("g848-re");
+    // librdkafka sends subscriptions starting with ^ as the heartbeat's regex.
+    let c = consumer_member(&bootstrap, &group, &format!("^{prefix}-.*"));
+    let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
+    let deadline = Instant::now() + OP_TIMEOUT;
+    while per_topic.values().sum::<usize>() < 40 {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            *per_topic.entry(m.topic().to_string()).or_default() += 1;
+        }
+        assert!(Instant::now() < deadline, "timed out: {per_topic:?}");
+    }
+    assert_eq!(per_topic.get(&first), Some(&20), "{per_topic:?}");
+    assert_eq!(per_topic.get(&second), Some(&20), "{per_topic:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_gets_its_partitions_back() {
+    let broker = group_broker();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("kip848-static");
+    create_topic(&bootstrap, &topic, 4).await;
+    wait_topic_ready(&bootstrap, &topic, 4);
+    let group = unique_topic("g848-static");
+    let mut seen = Seen::new();
+
+    let b = static_member(&bootstrap, &group, &topic, Some("instance-b"));
+    let before_a;
+    {
+        let a = static_member(&bootstrap, &group, &topic, Some("instance-a"));
+        poll_until(
+            &[&a, &b],
+            &mut seen,
+            OP_TIMEOUT,
+            "two members",
+            |sets, _| split_disjointly(sets, 4),
+        );
+        before_a = assigned(&a);
+        // A static member's close leaves with epoch -2: its partitions wait for it.
+    }
+    let a2 = static_member(&bootstrap, &group, &topic, Some("instance-a"));
+    poll_until(
+        &[&a2, &b],
+        &mut seen,
+        OP_TIMEOUT,
+        "static rejoin",
+        |sets, _| split_disjointly(sets, 4),
+    );
+    assert_eq!(assigned(&a2), before_a, "same partitions back");
 }

@@ -3,7 +3,7 @@
 //! `replay` methods of `GroupMetadataManager`).
 //!
 //! The in-memory state only ever changes by replaying records: a heartbeat computes the
-//! records that describe its outcome, and the same [`replay`] that rebuilds a group on load
+//! records that describe its outcome, and the same `replay` that rebuilds a group on load
 //! applies them at once. So a group in memory is, by construction, what the durable records
 //! plus those still being appended would rebuild.
 //!
