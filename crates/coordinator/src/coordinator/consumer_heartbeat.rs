@@ -30,8 +30,8 @@ use crate::consumer::{
 };
 use crate::effect::GroupResponse;
 use crate::group::GroupState;
-use crate::record::CoordinatorRecord;
 use crate::record::consumer::TopicPartitions;
+use crate::record::{CoordinatorRecord, RecordKey};
 use crate::timer::{TimerAction, TimerKey};
 
 /// An error answer: the code and Kafka's message.
@@ -244,14 +244,23 @@ impl GroupCoordinator {
                 caller.id,
                 GroupResponse::ConsumerGroupHeartbeat(error_response(error, message)),
             ),
-            Ok(outcome) => self.commit_consumer_records(
-                vec![group_id],
-                outcome.records,
-                Some((
-                    caller.id,
-                    GroupResponse::ConsumerGroupHeartbeat(outcome.response),
-                )),
-            ),
+            Ok(outcome) => {
+                // The heartbeat replaced an empty classic group: it goes with its tombstone.
+                let replaces_classic = outcome.records.iter().any(
+                    |r| matches!(&r.key, RecordKey::GroupMetadata { group } if *group == group_id),
+                );
+                if replaces_classic {
+                    self.groups.remove(&group_id);
+                }
+                self.commit_consumer_records(
+                    vec![group_id],
+                    outcome.records,
+                    Some((
+                        caller.id,
+                        GroupResponse::ConsumerGroupHeartbeat(outcome.response),
+                    )),
+                )
+            }
         }
     }
 
@@ -296,8 +305,8 @@ impl GroupCoordinator {
                         Some(format!("Group {group_id} is not a consumer group.")),
                     ));
                 }
+                // Removed from memory once the heartbeat succeeds (see above).
                 records.push(super::delete_groups::group_tombstone(group_id));
-                self.groups.remove(group_id);
             } else if !joining {
                 return Err((
                     ResponseError::GroupIdNotFound,
