@@ -681,6 +681,12 @@ impl GroupCoordinator {
     /// the appends still in flight say, as a reload after those appends would see them.
     pub(crate) fn rebuild_consumer_groups(&mut self, ids: &[String]) {
         for id in ids {
+            // A classic group took the id over (JoinGroup on an empty consumer group) and
+            // keeps it: a group id is one kind in memory. Its log still holds the consumer
+            // group until the classic group's metadata is written.
+            if self.groups.contains_key(id) {
+                continue;
+            }
             let durable = self
                 .consumer_durable
                 .iter()

@@ -1,6 +1,6 @@
 //! Random histories of consumer-protocol clients (joins, heartbeats that acknowledge or
-//! lag, subscription changes, leaves, silence past the session timeout, topics growing,
-//! failovers) against one coordinator, checking after every step that:
+//! lag, subscription changes, leaves, static members leaving and coming back under a new
+//! member id, silence past the session timeout, topics growing, failovers) against one coordinator, checking after every step that:
 //!
 //! - no partition is owned (assigned or being revoked) by two members;
 //! - what a member's client holds is what the coordinator thinks it may hold;
@@ -45,6 +45,10 @@ enum Op {
     Leave {
         client: usize,
     },
+    /// A static client restarts: it leaves with epoch -2 and comes back with a new id.
+    StaticLeave {
+        client: usize,
+    },
     Advance {
         ms: i64,
     },
@@ -61,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(client, ack, full)| Op::Heartbeat { client, ack, full }),
         1 => (0..CLIENTS, 0u8..4).prop_map(|(client, subscription)| Op::Subscribe { client, subscription }),
         1 => (0..CLIENTS).prop_map(|client| Op::Leave { client }),
+        1 => (0..CLIENTS).prop_map(|client| Op::StaticLeave { client }),
         1 => prop_oneof![Just(1_000i64), Just(20_000), Just(46_000)].prop_map(|ms| Op::Advance { ms }),
         1 => (0..TOPICS.len()).prop_map(|topic| Op::Grow { topic }),
         1 => Just(Op::Reload),
@@ -70,6 +75,11 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Clone, Debug, Default)]
 struct Client {
     member_id: String,
+    /// Clients 2 and 3 are static members.
+    instance_id: Option<String>,
+    /// Left with -2 and not back yet.
+    away: bool,
+    restarts: u32,
     /// The epoch it heartbeats with; `None` while not in the group.
     epoch: Option<i32>,
     /// What it consumes now.
@@ -103,6 +113,7 @@ impl World {
             clients: (0..CLIENTS)
                 .map(|i| Client {
                     member_id: format!("member-{i}"),
+                    instance_id: (i >= 2).then(|| format!("instance-{i}")),
                     ..Client::default()
                 })
                 .collect(),
@@ -139,7 +150,8 @@ impl World {
             &c.member_id,
             epoch,
             (ack || full).then_some(&c.owned),
-        );
+        )
+        .with_instance_id(c.instance_id.as_deref().map(s));
         if full {
             request = request
                 .with_rebalance_timeout_ms(30_000)
@@ -205,7 +217,10 @@ impl World {
                 let c = &mut self.clients[*client];
                 c.subscription = subscription_of(*subscription);
                 let names: Vec<&str> = c.subscription.iter().map(String::as_str).collect();
-                let response = self.h.cg(cg_join(GROUP, &c.member_id, &names), &image);
+                c.away = false;
+                let request = cg_join(GROUP, &c.member_id, &names)
+                    .with_instance_id(c.instance_id.as_deref().map(s));
+                let response = self.h.cg(request, &image);
                 self.on_response(*client, response);
             }
             Op::Heartbeat { client, ack, full } => self.heartbeat(*client, *ack, *full, None),
@@ -221,14 +236,37 @@ impl World {
                 }
                 c.owned.clear();
                 c.pending = None;
-                let response = self
-                    .h
-                    .cg(cg_heartbeat(GROUP, &c.member_id, -1, None), &image);
+                c.away = false;
+                let request = cg_heartbeat(GROUP, &c.member_id, -1, None)
+                    .with_instance_id(c.instance_id.as_deref().map(s));
+                let response = self.h.cg(request, &image);
                 assert!(
                     response.error_code == 0
                         || response.error_code == ResponseError::UnknownMemberId.code(),
                     "{response:?}"
                 );
+            }
+            Op::StaticLeave { client } => {
+                let image = self.image();
+                let c = &mut self.clients[*client];
+                if c.instance_id.is_none() || c.epoch.is_none() {
+                    return;
+                }
+                c.epoch = None;
+                c.owned.clear();
+                c.pending = None;
+                let request = cg_heartbeat(GROUP, &c.member_id, -2, None)
+                    .with_instance_id(c.instance_id.as_deref().map(s));
+                let response = self.h.cg(request, &image);
+                assert!(
+                    response.error_code == 0
+                        || response.error_code == ResponseError::UnknownMemberId.code(),
+                    "{response:?}"
+                );
+                // The restarted client comes back under a new member id.
+                c.restarts += 1;
+                c.member_id = format!("member-{client}-{}", c.restarts);
+                c.away = response.error_code == 0;
             }
             Op::Advance { ms } => self.h.advance(*ms),
             Op::Grow { topic } => self.partitions[*topic] += 1,
@@ -291,6 +329,21 @@ impl World {
 
     /// Every client heartbeats with what it owns until nothing changes.
     fn converge(&mut self) {
+        // Static clients that are away come back, as their restart would.
+        for client in 0..CLIENTS {
+            if self.clients[client].away {
+                let subscription = TOPICS
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| self.clients[client].subscription.iter().any(|s| s == *t))
+                    .fold(0u8, |mask, (i, _)| mask | (1 << i));
+                self.apply(&Op::Join {
+                    client,
+                    subscription: subscription.max(1),
+                });
+                self.check();
+            }
+        }
         for _ in 0..12 {
             for client in 0..CLIENTS {
                 if self.clients[client].epoch.is_none()
