@@ -43,14 +43,20 @@ impl Rebalances {
     }
 }
 
-type GroupConsumer = BaseConsumer<Rebalances>;
+pub(crate) type GroupConsumer = BaseConsumer<Rebalances>;
 
-/// A broker whose groups rebalance without the initial delay, so tests are quick. Two
-/// shards, so that requests reach coordinators on the other shard too.
+/// A broker whose groups rebalance without the initial delay, and whose consumer-protocol
+/// members heartbeat every 500 ms, so tests are quick. Two shards, so that requests reach
+/// coordinators on the other shard too.
 pub(crate) fn group_broker() -> Broker {
     Broker::start(BrokerOptions {
         smp: Some(2),
-        extra_args: vec!["--group-initial-rebalance-delay-ms".into(), "0".into()],
+        extra_args: vec![
+            "--group-initial-rebalance-delay-ms".into(),
+            "0".into(),
+            "--group-consumer-heartbeat-interval-ms".into(),
+            "500".into(),
+        ],
         ..BrokerOptions::default()
     })
 }
@@ -78,18 +84,18 @@ pub(crate) fn member(
     (consumer, ctx)
 }
 
-fn assigned(c: &GroupConsumer) -> BTreeSet<i32> {
+pub(crate) fn assigned(c: &GroupConsumer) -> BTreeSet<i32> {
     c.assignment()
         .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
         .unwrap_or_default()
 }
 
 /// Records read, by (partition, offset).
-type Seen = BTreeMap<(i32, i64), Vec<u8>>;
+pub(crate) type Seen = BTreeMap<(i32, i64), Vec<u8>>;
 
 /// Polls every consumer in turn until `done` holds for their assignments, collecting
 /// records; panics after `timeout`.
-fn poll_until(
+pub(crate) fn poll_until(
     consumers: &[&GroupConsumer],
     seen: &mut Seen,
     timeout: Duration,
@@ -119,13 +125,13 @@ fn poll_until(
 }
 
 /// Whether the sets are non-empty, pairwise disjoint and together cover `0..partitions`.
-fn split_disjointly(sets: &[BTreeSet<i32>], partitions: i32) -> bool {
+pub(crate) fn split_disjointly(sets: &[BTreeSet<i32>], partitions: i32) -> bool {
     let total: usize = sets.iter().map(BTreeSet::len).sum();
     let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
     sets.iter().all(|s| !s.is_empty()) && total == union.len() && union == (0..partitions).collect()
 }
 
-async fn fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
+pub(crate) async fn fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
     let recs: Vec<Rec> = (0..partitions as usize * per_partition)
         .map(|i| Rec {
             partition: Some((i % partitions as usize) as i32),

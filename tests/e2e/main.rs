@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod compression;
 mod configs;
+mod consumer_protocol;
 mod durability;
 mod groups;
 mod idempotence;

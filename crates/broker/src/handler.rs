@@ -99,6 +99,12 @@ pub(crate) async fn dispatch(shard: Rc<Shard>, request: Request, peer: SocketAdd
         RequestKind::DescribeGroups(req) => group::describe_groups(&ctx, req).await.into(),
         RequestKind::ListGroups(req) => group::list_groups(&ctx, req).await.into(),
         RequestKind::DeleteGroups(req) => group::delete_groups(&ctx, req).await.into(),
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            group::consumer_group_heartbeat(&ctx, req).await.into()
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            group::consumer_group_describe(&ctx, req).await.into()
+        }
         // The version table only lets served APIs through decoding.
         _ => return Reply::Close,
     }))

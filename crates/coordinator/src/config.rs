@@ -32,6 +32,14 @@ pub struct GroupConfig {
     /// different seed (e.g. random at node start, mixed with the partition and leader
     /// epoch), or a reloaded coordinator could hand out an id again.
     pub member_id_seed: u64,
+    /// `group.consumer.session.timeout.ms` (45 s): a consumer-protocol member that does not
+    /// heartbeat for this long is removed.
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (5 s): how often consumer-protocol members
+    /// heartbeat (sent to them in every response).
+    pub consumer_heartbeat_interval: Duration,
+    /// `group.consumer.max.size` (unbounded in Kafka, i.e. `i32::MAX`).
+    pub consumer_max_group_size: u32,
 }
 
 impl Default for GroupConfig {
@@ -46,6 +54,9 @@ impl Default for GroupConfig {
             offsets_retention: Duration::from_secs(10_080 * 60),
             offsets_retention_check_interval: Duration::from_millis(600_000),
             member_id_seed: 0,
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
+            consumer_max_group_size: i32::MAX.unsigned_abs(),
         }
     }
 }
@@ -61,6 +72,9 @@ pub(crate) struct Limits {
     pub(crate) offset_metadata_max_chars: usize,
     pub(crate) offsets_retention_ms: i64,
     pub(crate) offsets_retention_check_interval_ms: i64,
+    pub(crate) consumer_session_timeout_ms: i64,
+    pub(crate) consumer_heartbeat_interval_ms: i32,
+    pub(crate) consumer_max_group_size: usize,
 }
 
 impl GroupConfig {
@@ -111,6 +125,21 @@ impl GroupConfig {
                 "offsets.retention.check.interval.ms",
                 self.offsets_retention_check_interval,
             )?,
+            consumer_session_timeout_ms: int_ms(
+                "group.consumer.session.timeout.ms",
+                self.consumer_session_timeout,
+            )?,
+            consumer_heartbeat_interval_ms: i32::try_from(
+                self.consumer_heartbeat_interval.as_millis(),
+            )
+            .map_err(|_| ConfigError::TooLarge {
+                setting: "group.consumer.heartbeat.interval.ms",
+            })?,
+            consumer_max_group_size: usize::try_from(self.consumer_max_group_size).map_err(
+                |_| ConfigError::TooLarge {
+                    setting: "group.consumer.max.size",
+                },
+            )?,
         };
         if limits.min_session_timeout_ms > limits.max_session_timeout_ms {
             return Err(ConfigError::SessionTimeoutBounds {
@@ -122,6 +151,28 @@ impl GroupConfig {
             return Err(ConfigError::Zero {
                 setting: "group.max.size",
             });
+        }
+        // Kafka requires the heartbeat interval to be below the session timeout, or
+        // members would expire between heartbeats.
+        if i64::from(limits.consumer_heartbeat_interval_ms) >= limits.consumer_session_timeout_ms {
+            return Err(ConfigError::HeartbeatIntervalNotBelowSessionTimeout {
+                heartbeat_interval: self.consumer_heartbeat_interval,
+                session_timeout: self.consumer_session_timeout,
+            });
+        }
+        for (setting, value) in [
+            (
+                "group.consumer.heartbeat.interval.ms",
+                i64::from(limits.consumer_heartbeat_interval_ms),
+            ),
+            (
+                "group.consumer.max.size",
+                i64::try_from(limits.consumer_max_group_size).unwrap_or(i64::MAX),
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { setting });
+            }
         }
         if limits.offsets_retention_check_interval_ms == 0 {
             return Err(ConfigError::Zero {
@@ -152,6 +203,17 @@ pub enum ConfigError {
         /// The setting.
         setting: &'static str,
     },
+    /// `group.consumer.heartbeat.interval.ms` is not below
+    /// `group.consumer.session.timeout.ms`.
+    #[error(
+        "group.consumer.heartbeat.interval.ms ({heartbeat_interval:?}) must be below group.consumer.session.timeout.ms ({session_timeout:?})"
+    )]
+    HeartbeatIntervalNotBelowSessionTimeout {
+        /// The heartbeat interval given.
+        heartbeat_interval: Duration,
+        /// The session timeout given.
+        session_timeout: Duration,
+    },
     /// A setting that must be positive is zero.
     #[error("{setting} must be positive")]
     Zero {
@@ -173,6 +235,8 @@ mod tests {
         assert_eq!(limits.offsets_retention_ms, 7 * 24 * 3_600_000);
         assert_eq!(limits.offsets_retention_check_interval_ms, 600_000);
         assert_eq!(limits.offset_metadata_max_chars, 4096);
+        assert_eq!(limits.consumer_session_timeout_ms, 45_000);
+        assert_eq!(limits.consumer_heartbeat_interval_ms, 5_000);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! an earlier one), so the in-memory durable view always equals what a reload of the log
 //! would produce.
 
+mod consumer_describe;
+mod consumer_heartbeat;
 mod delete_groups;
 mod describe;
 mod expiration;
@@ -33,6 +35,7 @@ mod snapshot;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -44,13 +47,17 @@ use sluice_protocol::{ResponseError, kafka_protocol};
 pub use load::LoadReport;
 
 use crate::config::{ConfigError, GroupConfig, Limits};
+use crate::consumer::{self, ConsumerGroup, RegexCache};
 use crate::effect::{AppendToken, Effect, GroupResponse};
 use crate::group::{ClassicGroup, Parked, Protocol};
 use crate::input::{AppendFailed, GroupRequest, Input, OffsetFetchGroup, RequestId};
 use crate::member_id::MemberIdGenerator;
 use crate::offsets::OffsetStore;
-use crate::record::{CoordinatorRecord, OffsetsRecord, RecordKey, RecordValue};
+use crate::record::{
+    ConsumerKey, ConsumerValue, CoordinatorRecord, OffsetsRecord, RecordKey, RecordValue,
+};
 use crate::timer::{TimerAction, TimerKey, Timers};
+use crate::topics::TopicsImage;
 use shape::RequestShape;
 
 /// Where the coordinator is in its life as partition leader.
@@ -70,6 +77,14 @@ pub enum CoordinatorStatus {
 pub struct GroupCoordinator {
     status: CoordinatorStatus,
     groups: BTreeMap<String, ClassicGroup>,
+    /// KIP-848 consumer groups; a group id is either here or in `groups`, never both.
+    consumer_groups: BTreeMap<String, ConsumerGroup>,
+    /// The latest durable value of every consumer group record key, to rebuild a group
+    /// whose append failed.
+    consumer_durable: BTreeMap<ConsumerKey, ConsumerValue>,
+    /// The broker's latest topic snapshot, for assignments made without a request (a
+    /// member fenced by a timer).
+    topics: Arc<TopicsImage>,
     offsets: OffsetStore,
     rt: Runtime,
     load_report: Option<LoadReport>,
@@ -95,6 +110,21 @@ pub(crate) struct Runtime {
     member_ids: MemberIdGenerator,
     /// Offsets whose expiry tombstones are in flight, so cleanup does not repeat them.
     expiring: BTreeSet<(String, String, i32)>,
+    /// Compiled subscription regexes of consumer groups.
+    regexes: RegexCache,
+    /// Consumer groups whose deletion tombstones are in flight: their offsets being
+    /// applied meanwhile must not bring a simple group back.
+    deleting_consumer: BTreeSet<String>,
+    /// Answers that carry no write of their own but must not leave before the appends
+    /// emitted earlier (Kafka completes such writes once the log is committed up to them).
+    deferred: Vec<Deferred>,
+}
+
+#[derive(Debug)]
+struct Deferred {
+    after_seq: u64,
+    id: RequestId,
+    response: GroupResponse,
 }
 
 #[derive(Debug)]
@@ -137,11 +167,19 @@ enum Purpose {
         id: RequestId,
         response: DeleteGroupsResponse,
         deleted: Vec<String>,
+        consumer_deleted: Vec<String>,
         requested: Vec<GroupId>,
     },
     Cleanup {
         deleted: Vec<String>,
+        consumer_deleted: Vec<String>,
         expired: Vec<(String, String, i32)>,
+    },
+    /// A consumer group change (heartbeat, fencing): answer once durable; on failure the
+    /// groups are rebuilt from what is durable and still pending.
+    Consumer {
+        reply: Option<(RequestId, GroupResponse)>,
+        groups: Vec<String>,
     },
 }
 
@@ -188,6 +226,9 @@ impl GroupCoordinator {
         Ok(Self {
             status: CoordinatorStatus::Loading,
             groups: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
+            consumer_durable: BTreeMap::new(),
+            topics: Arc::new(TopicsImage::default()),
             offsets: OffsetStore::default(),
             rt: Runtime {
                 limits: config.limits()?,
@@ -201,6 +242,9 @@ impl GroupCoordinator {
                 next_seq: 0,
                 member_ids: MemberIdGenerator::new(config.member_id_seed),
                 expiring: BTreeSet::new(),
+                regexes: RegexCache::default(),
+                deleting_consumer: BTreeSet::new(),
+                deferred: Vec::new(),
             },
             load_report: None,
         })
@@ -293,6 +337,7 @@ impl GroupCoordinator {
             .values()
             .filter(|g| !g.is_being_deleted())
             .map(|g| g.group_id.as_str())
+            .chain(self.consumer_groups.keys().map(String::as_str))
     }
 
     fn on_request(&mut self, caller: Caller, body: GroupRequest) {
@@ -334,6 +379,14 @@ impl GroupCoordinator {
                     GroupRequest::DescribeGroups(request) => self.describe_groups(caller, request),
                     GroupRequest::DeleteGroups(request) => self.delete_groups(caller, request),
                     GroupRequest::OffsetDelete(request) => self.offset_delete(caller, request),
+                    GroupRequest::ConsumerGroupHeartbeat { request, topics } => {
+                        self.topics = topics;
+                        self.consumer_group_heartbeat(caller, request)
+                    }
+                    GroupRequest::ConsumerGroupDescribe { request, topics } => {
+                        self.topics = topics;
+                        self.consumer_group_describe(caller, request)
+                    }
                 }
             }
         }
@@ -351,21 +404,49 @@ impl GroupCoordinator {
             }
         }
         self.answer_stable_fetches();
+        self.answer_deferred();
+    }
+
+    fn answer_deferred(&mut self) {
+        if self.rt.deferred.is_empty() {
+            return;
+        }
+        let first_unapplied = self
+            .rt
+            .pending
+            .first_key_value()
+            .map(|(token, _)| token.seq);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rt.deferred)
+            .into_iter()
+            .partition(|d| first_unapplied.is_none_or(|first| d.after_seq < first));
+        self.rt.deferred = waiting;
+        for d in ready {
+            self.rt.respond(d.id, d.response);
+        }
     }
 
     fn fire_due_timers(&mut self) -> bool {
         let mut fired = false;
         while let Some((key, action)) = self.rt.timers.pop_due(self.rt.now_ms) {
             fired = true;
-            if key == TimerKey::Cleanup {
-                self.cleanup();
-                continue;
-            }
             let group_id = match &key {
+                TimerKey::Cleanup => {
+                    self.cleanup();
+                    continue;
+                }
+                TimerKey::ConsumerSession { group, member } => {
+                    self.fence_consumer_member(group, member, None);
+                    continue;
+                }
+                TimerKey::ConsumerRebalance { group, member } => {
+                    if let TimerAction::ExpireConsumerRebalance { epoch } = action {
+                        self.fence_consumer_member(group, member, Some(epoch));
+                    }
+                    continue;
+                }
                 TimerKey::Heartbeat { group, .. }
                 | TimerKey::Join { group }
                 | TimerKey::Sync { group } => group,
-                TimerKey::Cleanup => continue,
             };
             // Timers of groups that are gone simply lapse, as in Kafka.
             let Some(group) = self.groups.get_mut(group_id) else {
@@ -386,7 +467,13 @@ impl GroupCoordinator {
                 (_, TimerAction::ExpireSync { generation }) => {
                     self.rt.expire_sync(group, generation)
                 }
-                (_, TimerAction::ExpireHeartbeat | TimerAction::Cleanup) => {}
+                (
+                    _,
+                    TimerAction::ExpireHeartbeat
+                    | TimerAction::Cleanup
+                    | TimerAction::ExpireConsumerSession
+                    | TimerAction::ExpireConsumerRebalance { .. },
+                ) => {}
             }
         }
         fired
@@ -459,6 +546,12 @@ impl GroupCoordinator {
                         g.persisted = None;
                     }
                 }
+                (RecordKey::Consumer(key), Some(RecordValue::Consumer(value))) => {
+                    self.consumer_durable.insert(key.clone(), value.clone());
+                }
+                (RecordKey::Consumer(key), None) => {
+                    self.consumer_durable.remove(key);
+                }
                 (_, Some(_)) => debug_assert!(false, "record value does not match its key"),
             }
         }
@@ -467,6 +560,11 @@ impl GroupCoordinator {
     /// Offsets of a group that does not exist create a simple (protocol-less, Empty) group,
     /// as Kafka's replay does.
     fn ensure_group(&mut self, group_id: &str) {
+        if self.consumer_groups.contains_key(group_id)
+            || self.rt.deleting_consumer.contains(group_id)
+        {
+            return;
+        }
         if !self.groups.contains_key(group_id) {
             let group = ClassicGroup::new(group_id.to_string(), self.rt.now_ms);
             self.groups.insert(group_id.to_string(), group);
@@ -497,9 +595,128 @@ impl GroupCoordinator {
                 id,
                 response,
                 deleted,
+                consumer_deleted,
                 requested,
-            } => self.finish_delete_groups(id, response, deleted, requested, result),
-            Purpose::Cleanup { deleted, expired } => self.finish_cleanup(deleted, expired, result),
+            } => {
+                self.finish_consumer_deletion(&consumer_deleted, result);
+                self.finish_delete_groups(id, response, deleted, requested, result)
+            }
+            Purpose::Cleanup {
+                deleted,
+                consumer_deleted,
+                expired,
+            } => {
+                self.finish_consumer_deletion(&consumer_deleted, result);
+                self.finish_cleanup(deleted, expired, result)
+            }
+            Purpose::Consumer { reply, groups } => match result {
+                Ok(()) => {
+                    if let Some((id, response)) = reply {
+                        self.rt.respond(id, response);
+                    }
+                }
+                Err(failure) => {
+                    self.rebuild_consumer_groups(&groups);
+                    if let Some((id, response)) = reply {
+                        let error = failure.response_error();
+                        let response = match response {
+                            GroupResponse::ConsumerGroupHeartbeat(_) => {
+                                GroupResponse::ConsumerGroupHeartbeat(
+                                    consumer_heartbeat::error_response(error, None),
+                                )
+                            }
+                            other => other,
+                        };
+                        self.rt.respond(id, response);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Consumer groups whose tombstones were written (they are gone) or failed (they come
+    /// back from their durable records).
+    fn finish_consumer_deletion(&mut self, ids: &[String], result: Result<(), AppendFailed>) {
+        for id in ids {
+            self.rt.deleting_consumer.remove(id);
+        }
+        if result.is_err() {
+            self.rebuild_consumer_groups(ids);
+        }
+    }
+
+    /// Deletes an empty consumer group: its tombstones are applied in memory now and
+    /// appended by the caller with `records`.
+    pub(crate) fn begin_consumer_deletion(
+        &mut self,
+        group_id: &str,
+        records: &mut Vec<CoordinatorRecord>,
+    ) {
+        let Some(group) = self.consumer_groups.get(group_id) else {
+            return;
+        };
+        let tombstones = consumer::group_tombstones(group);
+        self.replay_in_memory(&tombstones);
+        for member in group_member_ids(&tombstones) {
+            self.rt.cancel_consumer_session(group_id, &member);
+            self.rt.cancel_consumer_rebalance(group_id, &member);
+        }
+        records.extend(tombstones);
+        self.rt.deleting_consumer.insert(group_id.to_string());
+    }
+
+    /// Applies consumer group records to the groups in memory (they are appended too).
+    fn replay_in_memory(&mut self, records: &[CoordinatorRecord]) {
+        for record in records {
+            if let RecordKey::Consumer(key) = &record.key {
+                let value = match &record.value {
+                    Some(RecordValue::Consumer(value)) => Some(value),
+                    _ => None,
+                };
+                consumer::replay(&mut self.consumer_groups, key, value);
+            }
+        }
+    }
+
+    /// An append failed: the groups it touched go back to what their durable records and
+    /// the appends still in flight say, as a reload after those appends would see them.
+    pub(crate) fn rebuild_consumer_groups(&mut self, ids: &[String]) {
+        for id in ids {
+            // A classic group took the id over (JoinGroup on an empty consumer group) and
+            // keeps it: a group id is one kind in memory. Its log still holds the consumer
+            // group until the classic group's metadata is written.
+            if self.groups.contains_key(id) {
+                continue;
+            }
+            let durable = self
+                .consumer_durable
+                .iter()
+                .filter(|(key, _)| key.group() == id);
+            let mut rebuilt = consumer::rebuild(durable);
+            for append in self.rt.pending.values() {
+                for record in &append.records {
+                    if let RecordKey::Consumer(key) = &record.key
+                        && key.group() == id
+                    {
+                        let value = match &record.value {
+                            Some(RecordValue::Consumer(value)) => Some(value),
+                            _ => None,
+                        };
+                        consumer::replay(&mut rebuilt, key, value);
+                    }
+                }
+            }
+            match rebuilt.remove(id) {
+                Some(group) => {
+                    for member in group.members.keys() {
+                        self.rt.schedule_consumer_session(id, member);
+                    }
+                    self.consumer_groups.insert(id.clone(), group);
+                }
+                None => {
+                    self.consumer_groups.remove(id);
+                }
+            }
         }
     }
 
@@ -511,6 +728,10 @@ impl GroupCoordinator {
             self.rt.effects.push(Effect::Respond { id, response });
         }
         self.groups.clear();
+        self.consumer_groups.clear();
+        self.consumer_durable.clear();
+        self.rt.deleting_consumer.clear();
+        self.rt.deferred.clear();
         self.offsets = OffsetStore::default();
         self.rt.timers.clear();
         self.rt.pending.clear();
@@ -521,6 +742,8 @@ impl GroupCoordinator {
     fn install(&mut self, records: impl IntoIterator<Item = OffsetsRecord>) {
         let loaded = load::replay(records, self.rt.now_ms);
         self.groups = loaded.groups;
+        self.consumer_durable = loaded.consumer_durable;
+        self.consumer_groups = consumer::rebuild(&self.consumer_durable);
         self.offsets = loaded.offsets;
         self.load_report = Some(loaded.report);
         self.rt.load = self.rt.load.wrapping_add(1);
@@ -543,6 +766,22 @@ impl GroupCoordinator {
                 );
             }
         }
+        // Consumer group members get a fresh session too, and those revoking a fresh
+        // rebalance timeout (Kafka's onLoaded).
+        for group in self.consumer_groups.values() {
+            for member in group.members.values() {
+                self.rt
+                    .schedule_consumer_session(&group.group_id, &member.member_id);
+                if member.state == consumer::MemberState::UnrevokedPartitions {
+                    self.rt.schedule_consumer_rebalance(
+                        &group.group_id,
+                        &member.member_id,
+                        member.member_epoch,
+                        member.rebalance_timeout_ms,
+                    );
+                }
+            }
+        }
         // A group over a lowered group.max.size rebalances, so members can commit
         // before the surplus is turned away (Kafka's onLoaded).
         let max_group_size = self.rt.limits.max_group_size;
@@ -553,6 +792,17 @@ impl GroupCoordinator {
         }
         self.rt.schedule_cleanup();
     }
+}
+
+/// The members named by consumer group records.
+fn group_member_ids(records: &[CoordinatorRecord]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.key {
+            RecordKey::Consumer(ConsumerKey::MemberMetadata { member, .. }) => Some(member.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Runtime {
@@ -620,6 +870,19 @@ impl Runtime {
         );
     }
 
+    /// Answers `id` once every append emitted so far is applied (at once if none is
+    /// pending).
+    pub(crate) fn respond_after_pending(&mut self, id: RequestId, response: GroupResponse) {
+        match self.last_unapplied_seq() {
+            Some(after_seq) => self.deferred.push(Deferred {
+                after_seq,
+                id,
+                response,
+            }),
+            None => self.respond(id, response),
+        }
+    }
+
     /// The sequence number of the last append emitted, if any is still unapplied.
     fn last_unapplied_seq(&self) -> Option<u64> {
         self.pending.last_key_value().map(|(token, _)| token.seq)
@@ -682,6 +945,11 @@ impl GroupCoordinator {
                 persisted: g.persisted.clone(),
             })
             .collect()
+    }
+
+    /// Test introspection: the consumer groups as they are in memory.
+    pub fn debug_consumer_groups(&self) -> BTreeMap<String, ConsumerGroup> {
+        self.consumer_groups.clone()
     }
 
     /// Test introspection: the durable offsets of every group.

@@ -2,8 +2,9 @@
 
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsResponse, DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse,
-    LeaveGroupResponse, OffsetCommitResponse, OffsetDeleteResponse, SyncGroupResponse,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse,
+    DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
+    OffsetCommitResponse, OffsetDeleteResponse, SyncGroupResponse,
 };
 use sluice_protocol::kafka_protocol;
 
@@ -64,4 +65,8 @@ pub enum GroupResponse {
     DeleteGroups(DeleteGroupsResponse),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteResponse),
+    /// ConsumerGroupHeartbeat.
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    /// ConsumerGroupDescribe, for the groups of the request.
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
 }

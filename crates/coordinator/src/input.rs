@@ -5,15 +5,19 @@ use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
+use std::sync::Arc;
+
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, TopicName,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupRequest, TopicName,
 };
 use sluice_protocol::{ResponseError, kafka_protocol};
 
 use crate::effect::AppendToken;
 use crate::record::OffsetsRecord;
+use crate::topics::TopicsImage;
 
 /// Identifies a request until its response leaves; chosen by the broker, unique among the
 /// requests in flight on one coordinator.
@@ -120,6 +124,22 @@ pub enum GroupRequest {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete (v0).
     OffsetDelete(OffsetDeleteRequest),
+    /// ConsumerGroupHeartbeat (v0-v1), with the broker's current topics: server-side
+    /// assignment needs their ids and partition counts.
+    ConsumerGroupHeartbeat {
+        /// The request.
+        request: ConsumerGroupHeartbeatRequest,
+        /// The topics of the cluster now.
+        topics: Arc<TopicsImage>,
+    },
+    /// ConsumerGroupDescribe (v0-v1) for the groups this partition coordinates, with the
+    /// topics to name the assigned topic ids.
+    ConsumerGroupDescribe {
+        /// The request.
+        request: ConsumerGroupDescribeRequest,
+        /// The topics of the cluster now.
+        topics: Arc<TopicsImage>,
+    },
 }
 
 impl GroupRequest {
@@ -134,7 +154,10 @@ impl GroupRequest {
             Self::OffsetCommit(r) => Some(&r.group_id),
             Self::OffsetFetch(r) => Some(&r.group_id),
             Self::OffsetDelete(r) => Some(&r.group_id),
-            Self::DescribeGroups(_) | Self::DeleteGroups(_) => None,
+            Self::ConsumerGroupHeartbeat { request, .. } => Some(&request.group_id),
+            Self::DescribeGroups(_)
+            | Self::DeleteGroups(_)
+            | Self::ConsumerGroupDescribe { .. } => None,
         }
     }
 }
@@ -148,6 +171,10 @@ pub struct OffsetFetchGroup {
     pub topics: Option<Vec<OffsetFetchTopic>>,
     /// v7+: wait for commits in flight before answering.
     pub require_stable: bool,
+    /// v9+: the member asking, for consumer-protocol groups (`None` from admin clients).
+    pub member_id: Option<String>,
+    /// v9+: its member epoch (-1 when not a member).
+    pub member_epoch: i32,
 }
 
 /// Partitions of one topic inside [`OffsetFetchGroup`].
@@ -181,6 +208,8 @@ impl OffsetFetchGroup {
                     group_id: group.group_id,
                     topics: group.topics.map(topics_of),
                     require_stable,
+                    member_id: group.member_id.map(|m| m.to_string()),
+                    member_epoch: group.member_epoch,
                 })
                 .collect()
         } else {
@@ -196,6 +225,8 @@ impl OffsetFetchGroup {
                         .collect()
                 }),
                 require_stable,
+                member_id: None,
+                member_epoch: -1,
             }]
         }
     }

@@ -1,14 +1,20 @@
-//! Kafka's classic consumer-group coordinator as a sans-io state machine.
+//! Kafka's group coordinator as a sans-io state machine: classic groups and KIP-848
+//! consumer groups.
 //!
 //! **Owns:** the groups and committed offsets of one `__consumer_offsets` partition —
-//! membership, generations, protocol election, the JoinGroup/SyncGroup rebalance protocol
-//! with KIP-394 member ids and KIP-345 static members, heartbeats and session expiry,
-//! offset commit, fetch, delete and retention, group deletion — and the on-disk format of
-//! that topic (Kafka's own record schemas, so Kafka's tools read it).
+//! for classic groups membership, generations, protocol election, the JoinGroup/SyncGroup
+//! rebalance protocol with KIP-394 member ids and KIP-345 static members, heartbeats and
+//! session expiry; for consumer groups (`group.protocol=consumer`, see [`consumer`]) the
+//! ConsumerGroupHeartbeat protocol with server-side assignment, member reconciliation,
+//! epochs, static members and session and rebalance timeouts; offset commit, fetch, delete
+//! and retention, group deletion — and the on-disk format of that topic (Kafka's own record
+//! schemas, so Kafka's tools read it). A group id is either a classic or a consumer group.
 //!
 //! **Must not know:** sockets, files, clocks, tokio, the storage crate, Raft, or how bytes
-//! reach it. Requests arrive decoded, time arrives as `now_ms`, and persistence is an
-//! [`Effect::Append`] the broker carries out and acknowledges with [`Input::Appended`].
+//! reach it. Requests arrive decoded, time arrives as `now_ms`, persistence is an
+//! [`Effect::Append`] the broker carries out and acknowledges with [`Input::Appended`], and
+//! the topics that consumer groups assign arrive as a [`TopicsImage`] with each
+//! consumer group request.
 //!
 //! ```text
 //!   broker shard (leader of __consumer_offsets partition p)
@@ -82,10 +88,14 @@
 //! - within one load, a group's generation only increases, and each generation has one
 //!   leader. (As in Kafka, generations reached by rebalances that were never persisted
 //!   are not remembered across a reload.)
+//! - a consumer group changes only by replaying the records it appends, so in memory it
+//!   is what its durable records plus those in flight rebuild; a failed append rebuilds
+//!   it from what is durable. No partition is owned by two of its members at once.
 
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod config;
+pub mod consumer;
 mod coordinator;
 mod effect;
 mod group;
@@ -96,6 +106,7 @@ mod placement;
 pub mod record;
 mod subscription;
 mod timer;
+mod topics;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -110,3 +121,4 @@ pub use input::{
 };
 pub use placement::{java_string_hash, partition_for_group};
 pub use record::OffsetsRecord;
+pub use topics::{TopicInfo, TopicsImage};

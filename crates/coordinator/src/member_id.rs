@@ -24,6 +24,13 @@ impl MemberIdGenerator {
 
     /// The next id for a member whose prefix is its client id (dynamic members) or its
     /// group instance id (static members).
+    /// A bare UUID, as Kafka names consumer-protocol members whose client did not
+    /// (ConsumerGroupHeartbeat v0).
+    pub(crate) fn uuid(&mut self) -> String {
+        let id = self.next("");
+        id.trim_start_matches('-').to_string()
+    }
+
     pub(crate) fn next(&mut self, prefix: &str) -> String {
         self.counter = self.counter.wrapping_add(1);
         let low = mix(self.seed.wrapping_add(self.counter));

@@ -10,17 +10,21 @@
 //!   key version 2    GroupMetadataKey    group
 //!   OffsetCommitValue   v0-v4 (v4 flexible); Sluice writes v3, or v1 with an expire timestamp
 //!   GroupMetadataValue  v0-v4 (v4 flexible); Sluice writes v3
+//!   key version 3-8  KIP-848 consumer group records, see [`consumer`]
 //! ```
 //!
 //! Schemas: `group-coordinator/src/main/resources/common/message/{OffsetCommitKey,
-//! OffsetCommitValue,GroupMetadataKey,GroupMetadataValue}.json` in apache/kafka. Kafka 4.x
-//! also stores the records of the new consumer, share and streams groups in this topic under
-//! key versions 3 and up; they decode to [`RecordDecodeError::UnknownRecordType`], and the
-//! loader skips them.
+//! OffsetCommitValue,GroupMetadataKey,GroupMetadataValue,ConsumerGroup*}.json` in
+//! apache/kafka. Kafka 4.x also stores the records of share and streams groups (and the
+//! resolved regular expressions of consumer groups, type 16) under other key versions; they
+//! decode to [`RecordDecodeError::UnknownRecordType`], and the loader skips them.
 
+pub mod consumer;
 mod wire;
 
 use bytes::Bytes;
+
+pub use consumer::{ConsumerKey, ConsumerValue};
 
 use wire::{Reader, Writer};
 
@@ -65,6 +69,8 @@ pub enum RecordKey {
         /// Group id.
         group: String,
     },
+    /// One of the records of a KIP-848 consumer group (types 3-8).
+    Consumer(ConsumerKey),
 }
 
 impl RecordKey {
@@ -72,6 +78,7 @@ impl RecordKey {
     pub fn group(&self) -> &str {
         match self {
             Self::OffsetCommit { group, .. } | Self::GroupMetadata { group } => group,
+            Self::Consumer(key) => key.group(),
         }
     }
 
@@ -97,6 +104,10 @@ impl RecordKey {
                 w.i16(GROUP_METADATA_KEY_VERSION);
                 w.string(group, false, "group")?;
             }
+            Self::Consumer(key) => {
+                w.i16(key.record_type());
+                key.encode_fields(&mut w)?;
+            }
         }
         Ok(w.finish())
     }
@@ -118,7 +129,10 @@ impl RecordKey {
             2 => Ok(Self::GroupMetadata {
                 group: r.string(false, "group")?,
             }),
-            key_version => Err(RecordDecodeError::UnknownRecordType { key_version }),
+            key_version => match ConsumerKey::decode_fields(key_version, &mut r)? {
+                Some(key) => Ok(Self::Consumer(key)),
+                None => Err(RecordDecodeError::UnknownRecordType { key_version }),
+            },
         }
     }
 }
@@ -382,6 +396,8 @@ pub enum RecordType {
     OffsetCommit,
     /// GroupMetadataKey / GroupMetadataValue.
     GroupMetadata,
+    /// The records of consumer groups (types 3-8).
+    ConsumerGroup,
 }
 
 /// A value of either schema.
@@ -391,6 +407,8 @@ pub enum RecordValue {
     OffsetCommit(OffsetCommitValue),
     /// A group's metadata.
     GroupMetadata(GroupMetadataValue),
+    /// A consumer group record's value.
+    Consumer(ConsumerValue),
 }
 
 /// A decoded `__consumer_offsets` record.
@@ -419,6 +437,9 @@ impl CoordinatorRecord {
             (Some(bytes), RecordKey::GroupMetadata { .. }) => Some(RecordValue::GroupMetadata(
                 GroupMetadataValue::decode(bytes)?,
             )),
+            (Some(bytes), RecordKey::Consumer(key)) => {
+                Some(RecordValue::Consumer(ConsumerValue::decode(key, bytes)?))
+            }
         };
         Ok(Self { key, value })
     }
@@ -437,6 +458,9 @@ impl CoordinatorRecord {
             }
             (RecordKey::GroupMetadata { .. }, Some(RecordValue::GroupMetadata(v))) => {
                 Some(v.encode(GROUP_METADATA_VALUE_VERSION)?)
+            }
+            (RecordKey::Consumer(key), Some(RecordValue::Consumer(v))) if v.matches(key) => {
+                Some(v.encode()?)
             }
             _ => return Err(RecordEncodeError::MismatchedValue),
         };
@@ -600,11 +624,21 @@ mod tests {
     }
 
     #[test]
-    fn consumer_group_record_types_are_unknown_not_malformed() {
+    fn share_and_streams_record_types_are_unknown_not_malformed() {
         assert_eq!(
-            RecordKey::decode(&[0, 3, 0, 1, b'g']),
-            Err(RecordDecodeError::UnknownRecordType { key_version: 3 })
+            RecordKey::decode(&[0, 9, 0, 1, b'g']),
+            Err(RecordDecodeError::UnknownRecordType { key_version: 9 })
         );
+    }
+
+    #[test]
+    fn consumer_group_keys_match_kafka_layout() {
+        let key = RecordKey::Consumer(ConsumerKey::MemberMetadata {
+            group: "g".into(),
+            member: "m".into(),
+        });
+        assert_eq!(hex(&key.encode().unwrap()), "000500016700016d");
+        assert_eq!(RecordKey::decode(&key.encode().unwrap()).unwrap(), key);
     }
 
     #[test]

@@ -10,9 +10,11 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as HeartbeatTopicPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -20,6 +22,10 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+};
 use kafka_protocol::messages::{
     ConsumerProtocolSubscription, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
     DescribeGroupsResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
@@ -29,6 +35,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use sluice_protocol::kafka_protocol;
+use uuid::Uuid;
+
+use crate::record::consumer::TopicPartitions;
+use crate::{TopicInfo, TopicsImage};
 
 use crate::record::GroupMetadataValue;
 use crate::{
@@ -235,6 +245,8 @@ pub fn fetch_request(group: &str, partitions: Option<&[(&str, i32)]>) -> OffsetF
             topics
         }),
         require_stable: false,
+        member_id: None,
+        member_epoch: -1,
     }
 }
 
@@ -270,7 +282,108 @@ pub fn offset_delete_request(group: &str, partitions: &[(&str, i32)]) -> OffsetD
         .with_topics(topics)
 }
 
+/// The id tests give topic `name`: stable across calls, distinct per name.
+pub fn topic_id(name: &str) -> Uuid {
+    // FNV-1a, so ids do not depend on the order topics are listed in.
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in name.bytes() {
+        hash ^= u128::from(byte);
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    Uuid::from_u128(hash)
+}
+
+/// A topic snapshot of (name, partition count) pairs, ids from [`topic_id`].
+pub fn topics(list: &[(&str, i32)]) -> Arc<TopicsImage> {
+    Arc::new(TopicsImage::new(list.iter().map(|(name, partitions)| {
+        TopicInfo {
+            id: topic_id(name),
+            name: (*name).to_string(),
+            partitions: *partitions,
+        }
+    })))
+}
+
+/// Partitions by topic name, as the consumer group records hold them (by id).
+pub fn by_id(partitions: &[(&str, &[i32])]) -> TopicPartitions {
+    partitions
+        .iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(topic, ps)| (topic_id(topic), ps.iter().copied().collect()))
+        .collect()
+}
+
+/// A ConsumerGroupHeartbeat joining `group` (epoch 0) subscribed to `subscribed`, with a
+/// 30 s rebalance timeout, as a client sends its first full request.
+pub fn cg_join(group: &str, member_id: &str, subscribed: &[&str]) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member_id))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(subscribed.iter().map(|t| TopicName(s(t))).collect()))
+        .with_topic_partitions(Some(Vec::new()))
+}
+
+/// A ConsumerGroupHeartbeat at `epoch` reporting `owned` partitions (`None` leaves the
+/// field out, as a heartbeat with nothing new does).
+pub fn cg_heartbeat(
+    group: &str,
+    member_id: &str,
+    epoch: i32,
+    owned: Option<&TopicPartitions>,
+) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member_id))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(owned.map(|owned| {
+            owned
+                .iter()
+                .map(|(topic, ps)| {
+                    HeartbeatTopicPartitions::default()
+                        .with_topic_id(*topic)
+                        .with_partitions(ps.iter().copied().collect())
+                })
+                .collect()
+        }))
+}
+
+/// ConsumerGroupDescribe.
+pub fn cg_describe(groups: &[&str]) -> ConsumerGroupDescribeRequest {
+    ConsumerGroupDescribeRequest::default()
+        .with_group_ids(groups.iter().map(|g| GroupId(s(g))).collect())
+}
+
+/// The assignment of a heartbeat response by topic id; `None` when it carries none.
+pub fn response_assignment(response: &ConsumerGroupHeartbeatResponse) -> Option<TopicPartitions> {
+    response.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .filter(|tp| !tp.partitions.is_empty())
+            .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
+            .collect()
+    })
+}
+
 impl GroupResponse {
+    /// The ConsumerGroupHeartbeat response, or a panic.
+    pub fn cg_heartbeat(self) -> ConsumerGroupHeartbeatResponse {
+        match self {
+            Self::ConsumerGroupHeartbeat(r) => r,
+            other => panic!("expected a ConsumerGroupHeartbeat response, got {other:?}"),
+        }
+    }
+
+    /// The ConsumerGroupDescribe response, or a panic.
+    pub fn cg_describe(self) -> ConsumerGroupDescribeResponse {
+        match self {
+            Self::ConsumerGroupDescribe(r) => r,
+            other => panic!("expected a ConsumerGroupDescribe response, got {other:?}"),
+        }
+    }
+
     /// The JoinGroup response, or a panic.
     pub fn join(self) -> JoinGroupResponse {
         match self {
@@ -524,6 +637,23 @@ impl Harness {
             version::JOIN,
             GroupRequest::JoinGroup(request.with_member_id(response.member_id)),
         )
+    }
+
+    /// Sends a ConsumerGroupHeartbeat (v1) with topic snapshot `topics` and returns its
+    /// answer, which must have come (appends are made durable at once by default).
+    pub fn cg(
+        &mut self,
+        request: ConsumerGroupHeartbeatRequest,
+        topics: &Arc<TopicsImage>,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let id = self.send(
+            1,
+            GroupRequest::ConsumerGroupHeartbeat {
+                request,
+                topics: topics.clone(),
+            },
+        );
+        self.take(id).cg_heartbeat()
     }
 
     /// Forms a Stable group of `clients` (dynamic members, joined in order): each joins,

@@ -16,6 +16,10 @@ pub(crate) enum TimerKey {
     Sync { group: String },
     /// The periodic offset-expiry and dead-group cleanup.
     Cleanup,
+    /// A consumer group member's session (`group.consumer.session.timeout.ms`).
+    ConsumerSession { group: String, member: String },
+    /// How long a consumer group member may take to revoke partitions.
+    ConsumerRebalance { group: String, member: String },
 }
 
 /// What to do when a deadline passes.
@@ -33,6 +37,11 @@ pub(crate) enum TimerAction {
         generation: i32,
     },
     Cleanup,
+    ExpireConsumerSession,
+    /// Fence the member if it is still at this epoch.
+    ExpireConsumerRebalance {
+        epoch: i32,
+    },
 }
 
 #[derive(Debug, Default)]

@@ -8,7 +8,8 @@
 //! looking for Produce v0..v2 in ApiVersions.
 
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
@@ -69,6 +70,10 @@ pub fn accepted(api_key: ApiKey) -> Option<Versions> {
         ApiKey::DescribeGroups => Versions::of::<DescribeGroupsRequest>(0),
         ApiKey::ListGroups => Versions::of::<ListGroupsRequest>(0),
         ApiKey::DeleteGroups => Versions::of::<DeleteGroupsRequest>(0),
+        // KIP-848; Kafka 4.x serves v0-v1 of both (v1: regex subscriptions, KIP-1082
+        // client-chosen member ids, KIP-1099 member types).
+        ApiKey::ConsumerGroupHeartbeat => Versions::of::<ConsumerGroupHeartbeatRequest>(0),
+        ApiKey::ConsumerGroupDescribe => Versions::of::<ConsumerGroupDescribeRequest>(0),
         _ => return None,
     })
 }
@@ -101,7 +106,17 @@ mod tests {
 
     #[test]
     fn unserved_api_has_no_versions() {
-        assert_eq!(accepted(ApiKey::ConsumerGroupHeartbeat), None);
-        assert!(all_advertised().all(|(k, _)| k != ApiKey::ConsumerGroupHeartbeat));
+        assert_eq!(accepted(ApiKey::ShareGroupHeartbeat), None);
+        assert!(all_advertised().all(|(k, _)| k != ApiKey::ShareGroupHeartbeat));
+    }
+
+    #[test]
+    fn consumer_group_apis_are_served_at_v0_to_v1() {
+        for key in [
+            ApiKey::ConsumerGroupHeartbeat,
+            ApiKey::ConsumerGroupDescribe,
+        ] {
+            assert_eq!(accepted(key), Some(Versions { min: 0, max: 1 }));
+        }
     }
 }

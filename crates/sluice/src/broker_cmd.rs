@@ -61,6 +61,13 @@ pub(crate) struct BrokerArgs {
     /// How long committed offsets of an empty group are kept (offsets.retention.minutes).
     #[arg(long)]
     offsets_retention_minutes: Option<u64>,
+    /// Session timeout of consumer-protocol members (group.consumer.session.timeout.ms).
+    #[arg(long)]
+    group_consumer_session_timeout_ms: Option<u64>,
+    /// Heartbeat interval of consumer-protocol members
+    /// (group.consumer.heartbeat.interval.ms).
+    #[arg(long)]
+    group_consumer_heartbeat_interval_ms: Option<u64>,
     /// Log level (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -90,6 +97,8 @@ struct FileConfig {
     group_min_session_timeout_ms: Option<u64>,
     group_max_session_timeout_ms: Option<u64>,
     offsets_retention_minutes: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
     /// Broker-level defaults of topic configs, by Kafka name.
     topic_defaults: Option<BTreeMap<String, String>>,
 }
@@ -171,6 +180,18 @@ pub(crate) fn load_config(args: &BrokerArgs) -> anyhow::Result<NodeConfig> {
         .or(file.group_max_session_timeout_ms)
     {
         config.group.max_session_timeout = ms(v);
+    }
+    if let Some(v) = args
+        .group_consumer_session_timeout_ms
+        .or(file.group_consumer_session_timeout_ms)
+    {
+        config.group.consumer_session_timeout = ms(v);
+    }
+    if let Some(v) = args
+        .group_consumer_heartbeat_interval_ms
+        .or(file.group_consumer_heartbeat_interval_ms)
+    {
+        config.group.consumer_heartbeat_interval = ms(v);
     }
     if let Some(minutes) = args
         .offsets_retention_minutes

@@ -1,5 +1,6 @@
 //! The group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-//! OffsetFetch, OffsetDelete, DescribeGroups, ListGroups, DeleteGroups): each group is
+//! OffsetFetch, OffsetDelete, DescribeGroups, ListGroups, DeleteGroups, and KIP-848's
+//! ConsumerGroupHeartbeat and ConsumerGroupDescribe): each group is
 //! routed to the coordinator of its `__consumer_offsets` partition, on the shard that
 //! owns the partition; requests naming several groups are split per group and their
 //! answers merged.
@@ -7,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -15,6 +17,10 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+};
+use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
@@ -22,7 +28,8 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use sluice_coordinator::{
-    GroupRequest, GroupResponse, OffsetFetchGroup, offset_fetch_response, partition_for_group,
+    GroupRequest, GroupResponse, OffsetFetchGroup, TopicInfo, TopicsImage, offset_fetch_response,
+    partition_for_group,
 };
 use sluice_protocol::{ResponseError, kafka_protocol};
 use tracing::warn;
@@ -319,4 +326,63 @@ pub(super) async fn list_groups(
         }
     }
     ListGroupsResponse::default().with_groups(groups)
+}
+
+/// The catalog's topics as the consumer group coordinator sees them: server-side
+/// assignment needs each topic's id and partition count.
+fn topics_image(ctx: &RequestContext) -> Arc<TopicsImage> {
+    let topics = ctx.node().catalog().topics();
+    Arc::new(TopicsImage::new(topics.iter().map(|t| TopicInfo {
+        id: t.id,
+        name: t.name.to_string(),
+        partitions: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+    })))
+}
+
+pub(super) async fn consumer_group_heartbeat(
+    ctx: &RequestContext,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let group = req.group_id.to_string();
+    let body = GroupRequest::ConsumerGroupHeartbeat {
+        request: req,
+        topics: topics_image(ctx),
+    };
+    let failed = |error: ResponseError| {
+        ConsumerGroupHeartbeatResponse::default().with_error_code(error.code())
+    };
+    match route(ctx, &group, body).await {
+        Ok(GroupResponse::ConsumerGroupHeartbeat(r)) => r,
+        Ok(_) => failed(ResponseError::UnknownServerError),
+        Err(e) => failed(e),
+    }
+}
+
+pub(super) async fn consumer_group_describe(
+    ctx: &RequestContext,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let topics = topics_image(ctx);
+    let mut described = Vec::with_capacity(req.group_ids.len());
+    for group_id in &req.group_ids {
+        let one = req.clone().with_group_ids(vec![group_id.clone()]);
+        let failed = |error: ResponseError| {
+            vec![
+                ConsumerDescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_error_code(error.code()),
+            ]
+        };
+        let body = GroupRequest::ConsumerGroupDescribe {
+            request: one,
+            topics: topics.clone(),
+        };
+        let groups = match route(ctx, group_id, body).await {
+            Ok(GroupResponse::ConsumerGroupDescribe(r)) => r.groups,
+            Ok(_) => failed(ResponseError::UnknownServerError),
+            Err(e) => failed(e),
+        };
+        described.extend(groups);
+    }
+    ConsumerGroupDescribeResponse::default().with_groups(described)
 }

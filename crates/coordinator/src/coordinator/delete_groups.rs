@@ -9,6 +9,7 @@ use sluice_protocol::{ResponseError, kafka_protocol};
 
 use super::shape::delete_groups_error;
 use super::{Caller, GroupCoordinator, Purpose, Runtime};
+use crate::consumer::ConsumerGroupState;
 use crate::effect::GroupResponse;
 use crate::group::GroupState;
 use crate::input::{AppendFailed, RequestId};
@@ -71,8 +72,22 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(request.groups_names.len());
         let mut records = Vec::new();
         let mut deleted = Vec::new();
+        let mut consumer_deleted = Vec::new();
         for group_id in &request.groups_names {
+            let consumer_state = self
+                .consumer_groups
+                .get(group_id.as_str())
+                .map(|g| g.state());
             let error = match self.groups.get_mut(group_id.as_str()) {
+                None if let Some(state) = consumer_state => {
+                    if state == ConsumerGroupState::Empty {
+                        records.extend(offset_tombstones(&self.offsets, &self.rt, group_id));
+                        consumer_deleted.push(group_id.to_string());
+                        None
+                    } else {
+                        Some(ResponseError::NonEmptyGroup)
+                    }
+                }
                 None => Some(ResponseError::GroupIdNotFound),
                 Some(group) => match group.state() {
                     GroupState::Dead => Some(ResponseError::GroupIdNotFound),
@@ -94,6 +109,9 @@ impl GroupCoordinator {
                     .with_error_code(error.map_or(0, |e| e.code())),
             );
         }
+        for group_id in &consumer_deleted {
+            self.begin_consumer_deletion(group_id, &mut records);
+        }
         let response = DeleteGroupsResponse::default().with_results(results);
         if records.is_empty() {
             return self
@@ -106,6 +124,7 @@ impl GroupCoordinator {
                 id: caller.id,
                 response,
                 deleted,
+                consumer_deleted,
                 requested: request.groups_names,
             },
         );

@@ -12,8 +12,10 @@ use super::{Caller, CoordinatorStatus, GroupCoordinator};
 use crate::effect::GroupResponse;
 use crate::group::{ClassicGroup, GroupState};
 
-/// The only group type this coordinator has (KIP-848's `GroupType.CLASSIC`).
+/// KIP-848's `GroupType.CLASSIC`.
 const CLASSIC_GROUP_TYPE: &str = "classic";
+/// KIP-848's `GroupType.CONSUMER`.
+const CONSUMER_GROUP_TYPE: &str = "consumer";
 
 fn describe(group: &ClassicGroup) -> DescribedGroup {
     // Member metadata and the protocol name are only shown for Stable groups.
@@ -66,6 +68,23 @@ impl GroupCoordinator {
             .filter(|g| !g.is(GroupState::Dead))
         {
             Some(group) => describe(group),
+            // A consumer group is not a classic group: v6 says so, as Kafka 4.x does;
+            // earlier versions see a Dead group.
+            None if self.consumer_groups.contains_key(group_id.as_str()) => {
+                let described = DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_group_state(str_bytes(GroupState::Dead.as_str()));
+                if api_version >= 6 {
+                    described
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "Group {} is not a classic group.",
+                            group_id.as_str()
+                        ))))
+                } else {
+                    described
+                }
+            }
             // KIP-1043: v6 says the group does not exist; earlier versions describe a Dead
             // group.
             None if api_version >= 6 => DescribedGroup::default()
@@ -104,24 +123,48 @@ impl GroupCoordinator {
                     .iter()
                     .any(|s| s.trim().eq_ignore_ascii_case(group.state().as_str()))
         };
-        let type_matches = types_filter.is_empty()
-            || types_filter
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
-        if !type_matches {
-            return Ok(Vec::new());
+        let type_matches = |group_type: &str| {
+            types_filter.is_empty()
+                || types_filter
+                    .iter()
+                    .any(|t| t.trim().eq_ignore_ascii_case(group_type))
+        };
+        let mut listed: Vec<ListedGroup> = Vec::new();
+        if type_matches(CLASSIC_GROUP_TYPE) {
+            listed.extend(
+                self.groups
+                    .values()
+                    .filter(|g| !g.is(GroupState::Dead) && state_matches(g))
+                    .map(|g| {
+                        ListedGroup::default()
+                            .with_group_id(str_bytes(&g.group_id).into())
+                            .with_protocol_type(str_bytes(g.protocol_type().unwrap_or_default()))
+                            .with_group_state(str_bytes(g.state().as_str()))
+                            .with_group_type(str_bytes(CLASSIC_GROUP_TYPE))
+                    }),
+            );
         }
-        Ok(self
-            .groups
-            .values()
-            .filter(|g| !g.is(GroupState::Dead) && state_matches(g))
-            .map(|g| {
-                ListedGroup::default()
-                    .with_group_id(str_bytes(&g.group_id).into())
-                    .with_protocol_type(str_bytes(g.protocol_type().unwrap_or_default()))
-                    .with_group_state(str_bytes(g.state().as_str()))
-                    .with_group_type(str_bytes(CLASSIC_GROUP_TYPE))
-            })
-            .collect())
+        if type_matches(CONSUMER_GROUP_TYPE) {
+            listed.extend(
+                self.consumer_groups
+                    .values()
+                    .filter(|g| {
+                        states_filter.is_empty()
+                            || states_filter
+                                .iter()
+                                .any(|s| s.trim().eq_ignore_ascii_case(g.state().as_str()))
+                    })
+                    .map(|g| {
+                        // Kafka lists consumer groups with the consumer protocol type.
+                        ListedGroup::default()
+                            .with_group_id(str_bytes(&g.group_id).into())
+                            .with_protocol_type(str_bytes(CONSUMER_GROUP_TYPE))
+                            .with_group_state(str_bytes(g.state().as_str()))
+                            .with_group_type(str_bytes(CONSUMER_GROUP_TYPE))
+                    }),
+            );
+        }
+        listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(listed)
     }
 }

@@ -9,6 +9,7 @@
 
 use super::delete_groups::group_tombstone;
 use super::{GroupCoordinator, Purpose};
+use crate::consumer::ConsumerGroupState;
 use crate::group::{GroupState, OffsetExpiry};
 use crate::input::AppendFailed;
 use crate::record::{CoordinatorRecord, OffsetCommitValue, RecordKey};
@@ -76,13 +77,54 @@ impl GroupCoordinator {
                 deleted.push(group_id.clone());
             }
         }
+        // Consumer groups: offsets age from their commit (Kafka's ConsumerGroup
+        // offsetExpirationCondition), except those of topics the group still reads; an
+        // empty group without offsets goes.
+        let mut consumer_deleted = Vec::new();
+        for (group_id, group) in &self.consumer_groups {
+            let mut all_expired = self.rt.pending_offset_keys(group_id).is_empty();
+            let subscribed = group.subscribed_topics();
+            for (topic, partition, value) in self.offsets.of_group(group_id) {
+                let expires = !subscribed.contains(topic)
+                    && is_expired(value, OffsetExpiry::SinceCommit, now_ms, retention_ms);
+                if !expires {
+                    all_expired = false;
+                    continue;
+                }
+                let key = (group_id.clone(), topic.to_string(), partition);
+                if self.rt.expiring.contains(&key) {
+                    continue;
+                }
+                records.push(CoordinatorRecord {
+                    key: RecordKey::OffsetCommit {
+                        group: group_id.clone(),
+                        topic: topic.to_string(),
+                        partition,
+                    },
+                    value: None,
+                });
+                expired.push(key);
+            }
+            if all_expired && group.state() == ConsumerGroupState::Empty {
+                consumer_deleted.push(group_id.clone());
+            }
+        }
+        for group_id in &consumer_deleted {
+            self.begin_consumer_deletion(group_id, &mut records);
+        }
         self.rt.schedule_cleanup();
         if records.is_empty() {
             return;
         }
         self.rt.expiring.extend(expired.iter().cloned());
-        self.rt
-            .append(records, Purpose::Cleanup { deleted, expired });
+        self.rt.append(
+            records,
+            Purpose::Cleanup {
+                deleted,
+                consumer_deleted,
+                expired,
+            },
+        );
     }
 
     pub(super) fn finish_cleanup(

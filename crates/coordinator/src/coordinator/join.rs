@@ -7,6 +7,7 @@ use sluice_protocol::{ResponseError, kafka_protocol};
 
 use super::rebalance::str_bytes;
 use super::{Caller, GroupCoordinator, Purpose, Runtime, StaticRejoin};
+use crate::consumer::ConsumerGroupState;
 use crate::group::{ClassicGroup, GroupState, Member, Parked, Protocol};
 use crate::record::{CoordinatorRecord, RecordKey, RecordValue};
 
@@ -78,6 +79,27 @@ impl GroupCoordinator {
             );
         }
         let is_unknown_member = join.member_id.is_empty();
+        if let Some(consumer_group) = self.consumer_groups.get(&group_id) {
+            // Classic members do not join consumer groups here (Kafka's mixed groups, the
+            // online migration, are not supported): an empty consumer group makes way for a
+            // classic one, as in Kafka; one with members refuses.
+            if consumer_group.state() != ConsumerGroupState::Empty {
+                return self.rt.respond_join(
+                    parked,
+                    join_error(&join.member_id, ResponseError::InconsistentGroupProtocol),
+                );
+            }
+            let mut records = Vec::new();
+            self.begin_consumer_deletion(&group_id, &mut records);
+            self.rt.deleting_consumer.remove(&group_id);
+            self.rt.append(
+                records,
+                Purpose::Consumer {
+                    reply: None,
+                    groups: vec![group_id.clone()],
+                },
+            );
+        }
         if !self.groups.contains_key(&group_id) {
             // A group is created by a member without an id; a member id for a group that
             // does not exist is stale.

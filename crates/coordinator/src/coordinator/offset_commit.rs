@@ -8,6 +8,7 @@ use sluice_protocol::{ResponseError, kafka_protocol};
 use super::join::validate_member;
 use super::shape::{offset_commit_error, offset_commit_skeleton};
 use super::{Caller, GroupCoordinator, Purpose};
+use crate::consumer::ConsumerGroup;
 use crate::effect::GroupResponse;
 use crate::group::{ClassicGroup, GroupState};
 use crate::input::{AppendFailed, RequestId};
@@ -43,11 +44,40 @@ fn validate(group: &ClassicGroup, request: &OffsetCommitRequest) -> Result<(), R
     Ok(())
 }
 
+/// Kafka's `ConsumerGroup.validateOffsetCommit`: the member's epoch stands in for the
+/// generation, and consumer-protocol members must use OffsetCommit v9+.
+fn validate_consumer(
+    group: &ConsumerGroup,
+    request: &OffsetCommitRequest,
+    api_version: i16,
+) -> Result<(), ResponseError> {
+    let epoch = request.generation_id_or_member_epoch;
+    // The admin client (or a consumer assigning partitions itself) commits with -1 while
+    // the group has no members.
+    if epoch < 0 && group.members.is_empty() {
+        return Ok(());
+    }
+    let member = group
+        .members
+        .get(request.member_id.as_str())
+        .ok_or(ResponseError::UnknownMemberId)?;
+    if api_version < 9 {
+        return Err(ResponseError::UnsupportedVersion);
+    }
+    if epoch != member.member_epoch {
+        return Err(ResponseError::StaleMemberEpoch);
+    }
+    Ok(())
+}
+
 impl GroupCoordinator {
     pub(crate) fn offset_commit(&mut self, caller: Caller, request: OffsetCommitRequest) {
         let mut response = offset_commit_skeleton(&request);
         let group_id = request.group_id.to_string();
         let validation = match self.groups.get(&group_id) {
+            None if let Some(group) = self.consumer_groups.get(&group_id) => {
+                validate_consumer(group, &request, caller.api_version)
+            }
             Some(group) => validate(group, &request),
             // A commit with generation -1 makes a "simple" group, once it is durable.
             None if request.generation_id_or_member_epoch < 0 => Ok(()),

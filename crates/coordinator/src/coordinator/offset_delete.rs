@@ -1,6 +1,8 @@
 //! OffsetDelete (OffsetMetadataManager.deleteOffsets): removes a group's offsets of some
 //! partitions, unless the group is still subscribed to their topic.
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -24,28 +26,41 @@ impl GroupCoordinator {
                 GroupResponse::OffsetDelete(error(ResponseError::InvalidGroupId)),
             );
         }
-        let group = match self.groups.get(&group_id) {
-            Some(group) if !group.is(GroupState::Dead) => group,
-            _ => {
+        // Which topics the group still reads: their offsets stay.
+        let subscribed: BTreeSet<String> = if let Some(group) = self.consumer_groups.get(&group_id)
+        {
+            // Kafka's ConsumerGroup.isSubscribedToTopic: names and resolved regexes.
+            group.subscribed_topics()
+        } else {
+            let group = match self.groups.get(&group_id) {
+                Some(group) if !group.is(GroupState::Dead) => group,
+                _ => {
+                    return self.rt.respond(
+                        caller.id,
+                        GroupResponse::OffsetDelete(error(ResponseError::GroupIdNotFound)),
+                    );
+                }
+            };
+            // A group with members may only lose offsets it does not use, which only the
+            // consumer protocol lets Kafka tell.
+            if !group.is(GroupState::Empty) && !group.uses_consumer_protocol() {
                 return self.rt.respond(
                     caller.id,
-                    GroupResponse::OffsetDelete(error(ResponseError::GroupIdNotFound)),
+                    GroupResponse::OffsetDelete(error(ResponseError::NonEmptyGroup)),
                 );
             }
+            request
+                .topics
+                .iter()
+                .map(|t| t.name.to_string())
+                .filter(|t| group.is_subscribed_to_topic(t))
+                .collect()
         };
-        // A group with members may only lose offsets it does not use, which only the
-        // consumer protocol lets Kafka tell.
-        if !group.is(GroupState::Empty) && !group.uses_consumer_protocol() {
-            return self.rt.respond(
-                caller.id,
-                GroupResponse::OffsetDelete(error(ResponseError::NonEmptyGroup)),
-            );
-        }
         let pending = self.rt.pending_offset_keys(&group_id);
         let mut records = Vec::new();
         let mut topics = Vec::with_capacity(request.topics.len());
         for topic in &request.topics {
-            let subscribed = group.is_subscribed_to_topic(&topic.name);
+            let subscribed = subscribed.contains(topic.name.as_str());
             let partitions = topic
                 .partitions
                 .iter()

@@ -8,7 +8,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
 };
 use kafka_protocol::protocol::StrBytes;
-use sluice_protocol::kafka_protocol;
+use sluice_protocol::{ResponseError, kafka_protocol};
 
 use super::rebalance::str_bytes;
 use super::{Caller, GroupCoordinator, StableFetch};
@@ -74,10 +74,32 @@ impl GroupCoordinator {
     /// deleted) has none: listed partitions come back as offset -1, without an error.
     fn fetch_offsets(&self, request: &OffsetFetchGroup) -> OffsetFetchResponseGroup {
         let group_id = request.group_id.as_str();
-        let exists = self
-            .groups
-            .get(group_id)
-            .is_some_and(|g| !g.is(GroupState::Dead));
+        let consumer_group = self.consumer_groups.get(group_id);
+        // Kafka's ConsumerGroup.validateOffsetFetch: a member asking must be current.
+        if let Some(group) = consumer_group
+            && (request.member_id.is_some() || request.member_epoch >= 0)
+        {
+            let error = match group
+                .members
+                .get(request.member_id.as_deref().unwrap_or_default())
+            {
+                None => Some(ResponseError::UnknownMemberId),
+                Some(member) if member.member_epoch != request.member_epoch => {
+                    Some(ResponseError::StaleMemberEpoch)
+                }
+                Some(_) => None,
+            };
+            if let Some(error) = error {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(request.group_id.clone())
+                    .with_error_code(error.code());
+            }
+        }
+        let exists = consumer_group.is_some()
+            || self
+                .groups
+                .get(group_id)
+                .is_some_and(|g| !g.is(GroupState::Dead));
         let lookup = |topic: &str, index: i32| {
             if exists {
                 self.offsets.get(group_id, topic, index)

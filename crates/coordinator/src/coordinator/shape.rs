@@ -2,6 +2,7 @@
 //! (while loading, after unloading, or when its write fails), in the form Kafka's
 //! `getErrorResponse` of each request gives.
 
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -10,9 +11,9 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsResponse, DescribeGroupsResponse, GroupId, HeartbeatResponse, JoinGroupResponse,
-    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteResponse,
-    SyncGroupResponse,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse,
+    DescribeGroupsResponse, GroupId, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteResponse, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_protocol::{ResponseError, kafka_protocol};
@@ -42,6 +43,10 @@ pub(crate) enum RequestShape {
         groups: Vec<GroupId>,
     },
     OffsetDelete,
+    ConsumerGroupHeartbeat,
+    ConsumerGroupDescribe {
+        groups: Vec<GroupId>,
+    },
 }
 
 /// The response to an OffsetCommit listing every partition of the request, no errors set.
@@ -116,6 +121,10 @@ impl RequestShape {
                 groups: r.groups_names.clone(),
             },
             GroupRequest::OffsetDelete(_) => Self::OffsetDelete,
+            GroupRequest::ConsumerGroupHeartbeat { .. } => Self::ConsumerGroupHeartbeat,
+            GroupRequest::ConsumerGroupDescribe { request, .. } => Self::ConsumerGroupDescribe {
+                groups: request.group_ids.clone(),
+            },
         }
     }
 
@@ -171,6 +180,21 @@ impl RequestShape {
             Self::OffsetDelete => {
                 GroupResponse::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
             }
+            Self::ConsumerGroupHeartbeat => GroupResponse::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+            ),
+            Self::ConsumerGroupDescribe { groups } => GroupResponse::ConsumerGroupDescribe(
+                ConsumerGroupDescribeResponse::default().with_groups(
+                    groups
+                        .into_iter()
+                        .map(|group| {
+                            ConsumerDescribedGroup::default()
+                                .with_group_id(group)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                ),
+            ),
         }
     }
 

@@ -35,8 +35,17 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    pub(crate) fn i8(&mut self, field: &'static str) -> Result<i8, RecordDecodeError> {
+        Ok(i8::from_be_bytes(self.array(field)?))
+    }
+
     pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, RecordDecodeError> {
         Ok(i16::from_be_bytes(self.array(field)?))
+    }
+
+    /// A UUID: 16 bytes, most significant first.
+    pub(crate) fn uuid(&mut self, field: &'static str) -> Result<uuid::Uuid, RecordDecodeError> {
+        Ok(uuid::Uuid::from_bytes(self.array(field)?))
     }
 
     pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, RecordDecodeError> {
@@ -180,8 +189,16 @@ impl Writer {
         self.out.freeze()
     }
 
+    pub(crate) fn i8(&mut self, value: i8) {
+        self.out.put_i8(value);
+    }
+
     pub(crate) fn i16(&mut self, value: i16) {
         self.out.put_i16(value);
+    }
+
+    pub(crate) fn uuid(&mut self, value: &uuid::Uuid) {
+        self.out.put_slice(value.as_bytes());
     }
 
     pub(crate) fn i32(&mut self, value: i32) {

@@ -286,9 +286,9 @@ fn the_loader_keeps_the_latest_value_per_key_and_skips_what_it_cannot_read() {
         .encode()
         .unwrap(),
     ];
-    // A record of Kafka 4's new consumer groups (key version 3) and some garbage.
+    // A record of Kafka 4's share groups (key version 9) and some garbage.
     records.push(OffsetsRecord {
-        key: Bytes::from_static(&[0, 3, 0, 1, b'x']),
+        key: Bytes::from_static(&[0, 9, 0, 1, b'x']),
         value: Some(Bytes::from_static(&[0, 0])),
     });
     records.push(OffsetsRecord {

@@ -69,6 +69,8 @@ fn require_stable_waits_for_commits_in_flight() {
     let commit = simple_commit(&mut h, "g", &[("t", 0, 9)]);
     let stable = OffsetFetchGroup {
         require_stable: true,
+        member_id: None,
+        member_epoch: -1,
         ..fetch_request("g", Some(&[("t", 0)]))
     };
     let waiting = h.send(version::FETCH, GroupRequest::OffsetFetch(stable));
@@ -94,6 +96,8 @@ fn require_stable_with_nothing_in_flight_answers_at_once() {
     let mut h = harness();
     let stable = OffsetFetchGroup {
         require_stable: true,
+        member_id: None,
+        member_epoch: -1,
         ..fetch_request("g", None)
     };
     let id = h.send(version::FETCH, GroupRequest::OffsetFetch(stable));

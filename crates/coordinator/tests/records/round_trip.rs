@@ -70,3 +70,123 @@ fn strings_too_long_for_an_int16_length_do_not_encode() {
         value
     );
 }
+
+mod consumer {
+    use proptest::prelude::*;
+    use sluice_coordinator::record::consumer::{
+        CurrentAssignmentValue, MemberMetadataValue, TopicMetadataValue, TopicPartitions,
+    };
+    use sluice_coordinator::record::{
+        ConsumerKey, ConsumerValue, CoordinatorRecord, RecordKey, RecordValue,
+    };
+    use uuid::Uuid;
+
+    fn text() -> impl Strategy<Value = String> {
+        "\\PC{0,8}"
+    }
+
+    fn partitions() -> impl Strategy<Value = TopicPartitions> {
+        proptest::collection::btree_map(
+            any::<u128>().prop_map(Uuid::from_u128),
+            proptest::collection::btree_set(any::<i32>(), 1..4),
+            0..3,
+        )
+    }
+
+    /// A consumer group record: a key of each type with a matching value.
+    fn record() -> impl Strategy<Value = (ConsumerKey, ConsumerValue)> {
+        prop_oneof![
+            (text(), any::<i32>()).prop_map(|(group, epoch)| (
+                ConsumerKey::Metadata { group },
+                ConsumerValue::Metadata { epoch }
+            )),
+            (
+                text(),
+                proptest::collection::vec(
+                    (any::<u128>(), text(), any::<i32>()).prop_map(|(id, name, n)| {
+                        TopicMetadataValue {
+                            topic_id: Uuid::from_u128(id),
+                            topic_name: name,
+                            num_partitions: n,
+                        }
+                    }),
+                    0..3
+                )
+            )
+                .prop_map(|(group, topics)| (
+                    ConsumerKey::PartitionMetadata { group },
+                    ConsumerValue::PartitionMetadata(topics)
+                )),
+            (
+                text(),
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                text(),
+                proptest::collection::vec(text(), 0..3),
+                proptest::option::of(text()),
+                any::<i32>(),
+                proptest::option::of(text()),
+            )
+                .prop_map(
+                    |(group, member, instance, rack, client, names, regex, timeout, assignor)| (
+                        ConsumerKey::MemberMetadata { group, member },
+                        ConsumerValue::MemberMetadata(MemberMetadataValue {
+                            instance_id: instance,
+                            rack_id: rack,
+                            client_id: client.clone(),
+                            client_host: client,
+                            subscribed_topic_names: names,
+                            subscribed_topic_regex: regex,
+                            rebalance_timeout_ms: timeout,
+                            server_assignor: assignor,
+                        })
+                    )
+                ),
+            (text(), any::<i32>()).prop_map(|(group, assignment_epoch)| (
+                ConsumerKey::TargetAssignmentMetadata { group },
+                ConsumerValue::TargetAssignmentMetadata { assignment_epoch }
+            )),
+            (text(), text(), partitions()).prop_map(|(group, member, p)| (
+                ConsumerKey::TargetAssignmentMember { group, member },
+                ConsumerValue::TargetAssignmentMember(p)
+            )),
+            (
+                text(),
+                text(),
+                any::<(i32, i32, i8)>(),
+                partitions(),
+                partitions()
+            )
+                .prop_map(|(group, member, (epoch, previous, state), a, r)| (
+                    ConsumerKey::CurrentMemberAssignment { group, member },
+                    ConsumerValue::CurrentMemberAssignment(CurrentAssignmentValue {
+                        member_epoch: epoch,
+                        previous_member_epoch: previous,
+                        state,
+                        assigned_partitions: a,
+                        partitions_pending_revocation: r,
+                    })
+                )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn consumer_group_records_round_trip((key, value) in record(), tombstone in any::<bool>()) {
+            let record = CoordinatorRecord {
+                key: RecordKey::Consumer(key),
+                value: (!tombstone).then_some(RecordValue::Consumer(value)),
+            };
+            let encoded = record.encode().unwrap();
+            prop_assert_eq!(encoded.decode().unwrap(), record);
+        }
+
+        #[test]
+        fn truncated_consumer_group_values_are_errors((key, value) in record(), cut in any::<prop::sample::Index>()) {
+            let bytes = value.encode().unwrap();
+            let head = &bytes[..cut.index(bytes.len())];
+            prop_assert!(ConsumerValue::decode(&key, head).is_err());
+        }
+    }
+}

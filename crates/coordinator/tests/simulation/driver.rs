@@ -380,6 +380,8 @@ impl Simulation {
                             .collect()
                     }),
                     require_stable: require_stable && version >= 7,
+                    member_id: None,
+                    member_epoch: -1,
                 };
                 let sent = Sent::Fetch {
                     group: GROUPS[group],
@@ -889,5 +891,7 @@ fn encodes(response: &GroupResponse, version: i16) -> bool {
         GroupResponse::DescribeGroups(r) => r.encode(&mut buf, version).is_ok(),
         GroupResponse::DeleteGroups(r) => r.encode(&mut buf, version).is_ok(),
         GroupResponse::OffsetDelete(r) => r.encode(&mut buf, version).is_ok(),
+        GroupResponse::ConsumerGroupHeartbeat(r) => r.encode(&mut buf, version).is_ok(),
+        GroupResponse::ConsumerGroupDescribe(r) => r.encode(&mut buf, version).is_ok(),
     }
 }
