@@ -9,6 +9,13 @@
 //! One request is in flight per connection; each call picks the highest version both
 //! sides support.
 
+mod admin;
+
+pub use admin::{
+    Committed, ConfigEntry, DescribedGroup, GroupMember, ListedGroup, RESOURCE_BROKER,
+    RESOURCE_TOPIC, decode_assignment, encode_assignment,
+};
+
 use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -184,6 +191,21 @@ impl Client {
         body: RequestKind,
     ) -> Result<ResponseKind> {
         let version = self.version_for(api, M::VERSIONS.max)?;
+        self.call_at(api, version, body).await
+    }
+
+    /// Like [`Client::call`] but at most at version `max`: for callers whose request
+    /// shape changes at a later version (OffsetFetch v8 batches groups, for example).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn call_up_to(
+        &mut self,
+        api: ApiKey,
+        max: i16,
+        body: RequestKind,
+    ) -> Result<ResponseKind> {
+        let version = self.version_for(api, max)?;
         self.call_at(api, version, body).await
     }
 
