@@ -6,6 +6,7 @@
 
 mod admin;
 mod cli;
+mod cli_dev;
 mod common;
 mod compression;
 mod configs;
