@@ -509,3 +509,107 @@ fn cluster_commands() {
     );
     assert_exit(&out, 1, "getting an unknown config");
 }
+
+#[test]
+fn consume_as_a_group_member_commits_and_leaves() {
+    let broker = Broker::start(sluice_e2e::BrokerOptions {
+        extra_args: vec!["--group-initial-rebalance-delay-ms".into(), "0".into()],
+        ..Default::default()
+    });
+    let topic = unique_topic("cli-member");
+    let group = unique_topic("gm");
+    sluice_json(&broker, &["topic", "create", &topic, "-p", "2"], None);
+    sluice_json(
+        &broker,
+        &["topic", "produce", &topic, "-p", "1"],
+        Some(b"a\nb\nc\n"),
+    );
+
+    let out = sluice(
+        &broker,
+        &[
+            "topic",
+            "consume",
+            &topic,
+            "-g",
+            &group,
+            "-n",
+            "2",
+            "-f",
+            "%p:%o:%v\\n",
+        ],
+        None,
+    );
+    assert_success(&out, "consume as a group");
+    assert_eq!(out.stdout, "1:0:a\n1:1:b\n");
+    let v = sluice_json(&broker, &["group", "describe", &group], None);
+    assert_eq!(v["state"], "Empty", "the member left: {v}");
+    assert_eq!(v["protocol_type"], "consumer");
+    let o = v["offsets"]
+        .as_array()
+        .and_then(|os| os.iter().find(|o| o["partition"] == 1))
+        .unwrap_or_else(|| panic!("no offset for partition 1: {v}"));
+    assert_eq!(o["committed_offset"], 2);
+    assert_eq!(o["lag"], 1);
+    // The next member starts where the last one committed.
+    let out = sluice(
+        &broker,
+        &[
+            "topic", "consume", &topic, "-g", &group, "-n", "1", "-f", "%o:%v\\n",
+        ],
+        None,
+    );
+    assert_success(&out, "consume again");
+    assert_eq!(out.stdout, "2:c\n");
+
+    // A member that follows: describe shows it, seek refuses, Ctrl-C exits 0.
+    let mut child = Command::new(sluice_bin())
+        .env_remove("SLUICE_BROKERS")
+        .args([
+            "--brokers",
+            &broker.bootstrap(),
+            "topic",
+            "consume",
+            &topic,
+            "-g",
+            &group,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn consumer");
+    let mut described = Value::Null;
+    let joined = sluice_e2e::wait_until(Duration::from_secs(20), || {
+        described = sluice_json(&broker, &["group", "describe", &group], None);
+        described["state"] == "Stable"
+    });
+    if !joined {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the consumer never joined: {described}");
+    }
+    let member = &described["members"][0];
+    assert_eq!(member["client_id"], "sluice-client");
+    assert!(
+        member["client_host"]
+            .as_str()
+            .is_some_and(|h| h.contains("127.0.0.1")),
+        "{member}"
+    );
+    assert_eq!(member["assignment"][0]["topic"], topic.as_str());
+    assert_eq!(
+        member["assignment"][0]["partitions"],
+        serde_json::json!([0, 1])
+    );
+    assert_eq!(described["offsets"][0]["member_id"], member["member_id"]);
+    let out = sluice(&broker, &["group", "seek", &group, "--to", "start"], None);
+    assert_exit(&out, 1, "seek with an active member");
+    assert!(out.stderr.contains("active member"), "{}", out.stderr);
+
+    let pid = rustix::process::Pid::from_child(&child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+    let status = child.wait().expect("wait consumer");
+    assert_eq!(status.code(), Some(0), "Ctrl-C should exit 0");
+    let v = sluice_json(&broker, &["group", "describe", &group], None);
+    assert_eq!(v["state"], "Empty", "{v}");
+}

@@ -10,11 +10,13 @@
 //! sides support.
 
 mod admin;
+mod group;
 
 pub use admin::{
     Committed, ConfigEntry, DescribedGroup, GroupMember, ListedGroup, RESOURCE_BROKER,
     RESOURCE_TOPIC, decode_assignment, encode_assignment,
 };
+pub use group::{Assignment, GroupMembership, SESSION_TIMEOUT_MS, range_assign};
 
 use std::collections::HashMap;
 

@@ -5,10 +5,11 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use sluice_client::{Client, ClientError, Committed};
+use sluice_client::{Client, ClientError, Committed, SESSION_TIMEOUT_MS};
 use sluice_protocol::ResponseError;
 
 use crate::cli::{Format, Global, OffsetSpec, block_on, print_json, print_table, topic_metadata};
+use crate::cli_topic::{ConsumeArgs, Printer, fetch_and_print};
 
 /// `sluice group`.
 #[derive(Debug, Args)]
@@ -373,14 +374,97 @@ async fn seek(
 }
 
 /// `sluice topic consume --group`: joins `group`, reads the partitions it is assigned
-/// and commits after printing.
+/// (from the committed offset, or `offset` where none is committed), commits after
+/// printing, rejoins on rebalances and leaves the group when done or interrupted.
 pub(crate) async fn consume_in_group(
-    _client: &mut Client,
-    _topic: &str,
+    client: &mut Client,
+    global: &Global,
+    args: &ConsumeArgs,
     group: &str,
-    _num: Option<u64>,
-    _output_format: Option<&str>,
-    _format: Format,
+    format: Format,
 ) -> anyhow::Result<()> {
-    bail!("consuming as group {group} is not supported yet")
+    let (topic, num) = (args.name.as_str(), args.num);
+    let (offset, output_format) = (&args.offset, args.output_format.as_deref());
+    let spec = OffsetSpec::parse(offset)?;
+    topic_metadata(client, topic).await?;
+    let printer = Printer::new(output_format, format)?;
+    let topics = vec![topic.to_owned()];
+    let mut membership = None;
+    let run = async {
+        let mut printed = 0u64;
+        let mut member_id = String::new();
+        'rejoin: loop {
+            let m = client.join_group(group, &topics, &member_id).await?;
+            member_id = m.member_id.clone();
+            membership = Some(m.clone());
+            let committed = client.offset_fetch(group).await?;
+            let mut positions: Vec<(i32, i64)> = Vec::new();
+            for (t, parts) in &m.assignment {
+                if t != topic {
+                    continue;
+                }
+                for &p in parts {
+                    let start = match committed
+                        .iter()
+                        .find(|c| &c.topic == t && c.partition == p && c.offset >= 0)
+                    {
+                        Some(c) => c.offset,
+                        None => spec.resolve(client, topic, p).await?,
+                    };
+                    positions.push((p, start));
+                }
+            }
+            let mut last_heartbeat = std::time::Instant::now();
+            loop {
+                if num.is_some_and(|n| printed >= n) {
+                    return anyhow::Ok(());
+                }
+                if positions.is_empty() {
+                    // Nothing assigned (more members than partitions): stay in the group.
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                for (p, next) in positions.iter_mut() {
+                    let before = *next;
+                    let limit = num.map(|n| n - printed);
+                    printed +=
+                        fetch_and_print(client, topic, *p, next, 200, limit, &printer).await?;
+                    if *next != before {
+                        let offsets = [Committed {
+                            topic: topic.to_owned(),
+                            partition: *p,
+                            offset: *next,
+                        }];
+                        if client.commit_as(&m, &offsets).await.is_err() {
+                            // Refused: a rebalance took the partition; rejoin.
+                            continue 'rejoin;
+                        }
+                    }
+                    if num.is_some_and(|n| printed >= n) {
+                        break;
+                    }
+                }
+                let interval = u128::from(SESSION_TIMEOUT_MS.unsigned_abs() / 3);
+                if last_heartbeat.elapsed().as_millis() >= interval.min(3_000) {
+                    last_heartbeat = std::time::Instant::now();
+                    if !client.heartbeat(&m).await? {
+                        continue 'rejoin;
+                    }
+                }
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = run => r,
+        // Ctrl-C is how following ends: a clean exit.
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    // Leave on a fresh connection: an interrupted call may have left the old one
+    // mid-response.
+    if let Some(m) = membership
+        && let Ok(mut fresh) = global.connect().await
+        && let Err(e) = fresh.leave_group(&m).await
+    {
+        eprintln!("warning: could not leave group {group}: {e}");
+    }
+    result
 }

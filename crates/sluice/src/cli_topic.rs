@@ -118,26 +118,26 @@ struct ProduceArgs {
 
 /// Flags of `sluice topic consume`.
 #[derive(Debug, Args)]
-struct ConsumeArgs {
+pub(crate) struct ConsumeArgs {
     /// Topic name.
-    name: String,
+    pub(crate) name: String,
     /// Partitions to read (default: all); repeatable.
     #[arg(short, long)]
-    partitions: Vec<i32>,
+    pub(crate) partitions: Vec<i32>,
     /// Where to start: start, end, an offset, @<unix-ms> or @-<duration>.
     #[arg(short, long, default_value = "start", allow_hyphen_values = true)]
-    offset: String,
+    pub(crate) offset: String,
     /// Stop after this many records (default: follow until interrupted).
     #[arg(short, long)]
-    num: Option<u64>,
+    pub(crate) num: Option<u64>,
     /// Output format: %t topic, %k key, %v value, %o offset, %p partition,
     /// %d timestamp (ms), %h headers; `\n` `\t` escapes. Default `%v\n`
     /// (with --format json: one JSON object per record).
     #[arg(short = 'f', long = "output-format")]
-    output_format: Option<String>,
+    pub(crate) output_format: Option<String>,
     /// Consume as a member of this group, committing offsets after printing.
     #[arg(short, long)]
-    group: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 fn compression(name: &str) -> anyhow::Result<Compression> {
@@ -287,7 +287,7 @@ pub(crate) fn run(global: &Global, args: TopicArgs) -> anyhow::Result<()> {
                 };
                 produce(&mut client, p, codec, &tokens, &headers, format).await?;
             }
-            TopicCommand::Consume(c) => consume(&mut client, c, format).await?,
+            TopicCommand::Consume(c) => consume(&mut client, global, c, format).await?,
             TopicCommand::TrimPrefix {
                 name,
                 offset,
@@ -743,17 +743,14 @@ fn record_json(
     })
 }
 
-async fn consume(client: &mut Client, args: ConsumeArgs, format: Format) -> anyhow::Result<()> {
+async fn consume(
+    client: &mut Client,
+    global: &Global,
+    args: ConsumeArgs,
+    format: Format,
+) -> anyhow::Result<()> {
     if let Some(group) = &args.group {
-        return crate::cli_group::consume_in_group(
-            client,
-            &args.name,
-            group,
-            args.num,
-            args.output_format.as_deref(),
-            format,
-        )
-        .await;
+        return crate::cli_group::consume_in_group(client, global, &args, group, format).await;
     }
     let topic = args.name.as_str();
     let meta = topic_metadata(client, topic).await?;
