@@ -613,3 +613,89 @@ fn consume_as_a_group_member_commits_and_leaves() {
     let v = sluice_json(&broker, &["group", "describe", &group], None);
     assert_eq!(v["state"], "Empty", "{v}");
 }
+
+#[test]
+fn cluster_config_set_changes_topic_defaults_and_survives_a_restart() {
+    let mut broker = Broker::start_default();
+    let plain = unique_topic("cli-defaults");
+    let own = unique_topic("cli-own");
+    sluice_json(&broker, &["topic", "create", &plain], None);
+    sluice_json(
+        &broker,
+        &["topic", "create", &own, "-c", "retention.ms=5000"],
+        None,
+    );
+    let v = sluice_json(
+        &broker,
+        &[
+            "cluster",
+            "config",
+            "set",
+            "log.retention.ms=777000",
+            "log.segment.bytes=2097152",
+        ],
+        None,
+    );
+    assert_eq!(v["set"]["log.retention.ms"], "777000");
+    let topic_config = |broker: &Broker, topic: &str, name: &str| -> Value {
+        let v = sluice_json(broker, &["topic", "describe", topic], None);
+        v["configs"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} not described: {v}"))
+    };
+    for _ in 0..2 {
+        let v = sluice_json(
+            &broker,
+            &["cluster", "config", "get", "log.retention.ms"],
+            None,
+        );
+        assert_eq!(v["value"], "777000");
+        assert_eq!(v["source"], "DYNAMIC_DEFAULT_BROKER_CONFIG");
+        assert_eq!(v["read_only"], false);
+        // Existing topics take the new default unless they override it.
+        let c = topic_config(&broker, &plain, "retention.ms");
+        assert_eq!(c["value"], "777000");
+        assert_eq!(c["source"], "DYNAMIC_DEFAULT_BROKER_CONFIG");
+        assert_eq!(
+            topic_config(&broker, &plain, "segment.bytes")["value"],
+            "2097152"
+        );
+        let c = topic_config(&broker, &own, "retention.ms");
+        assert_eq!(c["value"], "5000");
+        assert_eq!(c["source"], "DYNAMIC_TOPIC_CONFIG");
+        // Persisted in the meta store.
+        broker.restart();
+        // The port opens a moment before requests are served.
+        assert!(sluice_e2e::wait_until(Duration::from_secs(20), || {
+            sluice(&broker, &["cluster", "info"], None).status.success()
+        }));
+    }
+
+    let out = sluice(&broker, &["cluster", "config", "set", "node.id=7"], None);
+    assert_exit(&out, 1, "a read-only broker config");
+    assert!(
+        out.stderr.contains("InvalidRequest") && out.stderr.contains("node.id"),
+        "{}",
+        out.stderr
+    );
+    let out = sluice(&broker, &["cluster", "config", "set", "log.nope=1"], None);
+    assert_exit(&out, 1, "an unknown broker config");
+    assert!(
+        out.stderr.contains("InvalidConfig") && out.stderr.contains("log.nope"),
+        "{}",
+        out.stderr
+    );
+    let out = sluice(
+        &broker,
+        &["cluster", "config", "set", "log.retention.ms=soon"],
+        None,
+    );
+    assert_exit(&out, 1, "an invalid value");
+    let out = sluice(
+        &broker,
+        &["cluster", "config", "set", "log.retention.ms"],
+        None,
+    );
+    assert_exit(&out, 2, "not key=value");
+}

@@ -243,10 +243,11 @@ impl Client {
         else {
             return Err(ClientError::UnexpectedResponse);
         };
+        let what = if name.is_empty() { "the cluster" } else { name };
         for r in &response.responses {
             check(
                 r.error_code,
-                format!("alter configs of {name}"),
+                format!("alter configs of {what}"),
                 r.error_message.as_ref(),
             )?;
         }
