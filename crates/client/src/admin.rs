@@ -146,11 +146,15 @@ pub fn decode_assignment(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
 pub fn encode_assignment(assignment: &[(String, Vec<i32>)]) -> Bytes {
     let mut out = Vec::new();
     out.extend_from_slice(&0i16.to_be_bytes());
-    out.extend_from_slice(&(assignment.len() as i32).to_be_bytes());
+    out.extend_from_slice(
+        &i32::try_from(assignment.len())
+            .unwrap_or(i32::MAX)
+            .to_be_bytes(),
+    );
     for (topic, parts) in assignment {
-        out.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        out.extend_from_slice(&i16::try_from(topic.len()).unwrap_or(i16::MAX).to_be_bytes());
         out.extend_from_slice(topic.as_bytes());
-        out.extend_from_slice(&(parts.len() as i32).to_be_bytes());
+        out.extend_from_slice(&i32::try_from(parts.len()).unwrap_or(i32::MAX).to_be_bytes());
         for p in parts {
             out.extend_from_slice(&p.to_be_bytes());
         }

@@ -6,8 +6,8 @@
 use bytes::{Buf, Bytes};
 use sluice_protocol::ResponseError;
 use sluice_protocol::kafka_protocol::messages::{
-    ApiKey, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, RequestKind,
-    ResponseKind, SyncGroupRequest, join_group_request::JoinGroupRequestProtocol,
+    ApiKey, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    RequestKind, ResponseKind, SyncGroupRequest, join_group_request::JoinGroupRequestProtocol,
     leave_group_request::MemberIdentity, sync_group_request::SyncGroupRequestAssignment,
 };
 
@@ -36,9 +36,13 @@ pub struct GroupMembership {
 fn encode_subscription(topics: &[String]) -> Bytes {
     let mut out = Vec::new();
     out.extend_from_slice(&0i16.to_be_bytes());
-    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    out.extend_from_slice(
+        &i32::try_from(topics.len())
+            .unwrap_or(i32::MAX)
+            .to_be_bytes(),
+    );
     for t in topics {
-        out.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        out.extend_from_slice(&i16::try_from(t.len()).unwrap_or(i16::MAX).to_be_bytes());
         out.extend_from_slice(t.as_bytes());
     }
     out.extend_from_slice(&(-1i32).to_be_bytes());
@@ -109,6 +113,33 @@ pub fn range_assign(
 }
 
 impl Client {
+    /// FindCoordinator for a group: the `host:port` of the broker that runs it.
+    ///
+    /// # Errors
+    /// [`ClientError::Kafka`] (COORDINATOR_NOT_AVAILABLE while it is being placed).
+    pub async fn find_coordinator(&mut self, group: &str) -> Result<String> {
+        // v3 takes one key; v4 batches them (`coordinator_keys`).
+        let request = FindCoordinatorRequest::default()
+            .with_key(str_bytes(group))
+            .with_key_type(0);
+        let ResponseKind::FindCoordinator(r) = self
+            .call_up_to(
+                ApiKey::FindCoordinator,
+                3,
+                RequestKind::FindCoordinator(request),
+            )
+            .await?
+        else {
+            return Err(ClientError::UnexpectedResponse);
+        };
+        check(
+            r.error_code,
+            format!("find the coordinator of group {group}"),
+            r.error_message.as_ref(),
+        )?;
+        Ok(format!("{}:{}", r.host, r.port))
+    }
+
     /// Joins `group` subscribed to `topics` and waits for the rebalance to complete.
     /// `member_id` is empty for a first join, or the previous id when rejoining.
     ///

@@ -1,6 +1,7 @@
 //! A small async Kafka client over `sluice-protocol`: metadata, produce, fetch, list
-//! offsets, and topic admin. The CLI and the tests use it; it speaks only the wire
-//! protocol and knows nothing of the broker's internals.
+//! offsets, topic admin; configs, partitions, DeleteRecords and group admin (`admin`);
+//! and a simple consumer-group member (`group`). The CLI and the tests use it; it speaks
+//! only the wire protocol and knows nothing of the broker's internals.
 //!
 //! ```text
 //!  Client::connect ─▶ ApiVersions (negotiate) ─▶ call(api, request) ─▶ typed response

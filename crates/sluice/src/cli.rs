@@ -137,6 +137,18 @@ impl Global {
     }
 }
 
+/// A connection to `group`'s coordinator: `client` itself when it is that broker.
+pub(crate) async fn coordinator(client: Client, group: &str) -> anyhow::Result<Client> {
+    let mut client = client;
+    let addr = client.find_coordinator(group).await?;
+    if addr == client.addr() {
+        return Ok(client);
+    }
+    Client::connect(&addr)
+        .await
+        .with_context(|| format!("cannot reach the coordinator of group {group} at {addr}"))
+}
+
 /// Runs an async command on a single-threaded runtime.
 pub(crate) fn block_on<F: Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()

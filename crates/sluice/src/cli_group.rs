@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use sluice_client::{Client, ClientError, Committed, SESSION_TIMEOUT_MS};
 use sluice_protocol::ResponseError;
 
-use crate::cli::{Format, Global, OffsetSpec, block_on, print_json, print_table, topic_metadata};
+use crate::cli::{
+    Format, Global, OffsetSpec, block_on, coordinator, print_json, print_table, topic_metadata,
+};
 use crate::cli_topic::{ConsumeArgs, Printer, fetch_and_print};
 
 /// `sluice group`.
@@ -61,6 +63,15 @@ pub(crate) fn run(global: &Global, args: GroupArgs) -> anyhow::Result<()> {
     let format = global.format;
     block_on(async move {
         let mut client = global.connect().await?;
+        // Group requests go to the group's coordinator.
+        let single = match &args.command {
+            GroupCommand::Describe { group } | GroupCommand::Seek { group, .. } => Some(group),
+            GroupCommand::Delete { groups } if groups.len() == 1 => groups.first(),
+            _ => None,
+        };
+        if let Some(group) = single {
+            client = coordinator(client, group).await?;
+        }
         match args.command {
             GroupCommand::List => {
                 let mut groups = client.list_groups().await?;
@@ -389,15 +400,17 @@ pub(crate) async fn consume_in_group(
     topic_metadata(client, topic).await?;
     let printer = Printer::new(output_format, format)?;
     let topics = vec![topic.to_owned()];
+    // Group calls go to the coordinator; fetches stay on `client`.
+    let mut coord = coordinator(global.connect().await?, group).await?;
     let mut membership = None;
     let run = async {
         let mut printed = 0u64;
         let mut member_id = String::new();
         'rejoin: loop {
-            let m = client.join_group(group, &topics, &member_id).await?;
+            let m = coord.join_group(group, &topics, &member_id).await?;
             member_id = m.member_id.clone();
             membership = Some(m.clone());
-            let committed = client.offset_fetch(group).await?;
+            let committed = coord.offset_fetch(group).await?;
             let mut positions: Vec<(i32, i64)> = Vec::new();
             for (t, parts) in &m.assignment {
                 if t != topic {
@@ -434,7 +447,7 @@ pub(crate) async fn consume_in_group(
                             partition: *p,
                             offset: *next,
                         }];
-                        if client.commit_as(&m, &offsets).await.is_err() {
+                        if coord.commit_as(&m, &offsets).await.is_err() {
                             // Refused: a rebalance took the partition; rejoin.
                             continue 'rejoin;
                         }
@@ -446,7 +459,7 @@ pub(crate) async fn consume_in_group(
                 let interval = u128::from(SESSION_TIMEOUT_MS.unsigned_abs() / 3);
                 if last_heartbeat.elapsed().as_millis() >= interval.min(3_000) {
                     last_heartbeat = std::time::Instant::now();
-                    if !client.heartbeat(&m).await? {
+                    if !coord.heartbeat(&m).await? {
                         continue 'rejoin;
                     }
                 }
@@ -461,7 +474,8 @@ pub(crate) async fn consume_in_group(
     // Leave on a fresh connection: an interrupted call may have left the old one
     // mid-response.
     if let Some(m) = membership
-        && let Ok(mut fresh) = global.connect().await
+        && let Ok(fresh) = global.connect().await
+        && let Ok(mut fresh) = coordinator(fresh, group).await
         && let Err(e) = fresh.leave_group(&m).await
     {
         eprintln!("warning: could not leave group {group}: {e}");

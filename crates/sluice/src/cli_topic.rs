@@ -549,7 +549,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Kafka's murmur2, so keyed records land where Java clients would put them.
 fn murmur2(data: &[u8]) -> u32 {
     const M: u32 = 0x5bd1_e995;
-    let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
+    // Kafka hashes the length as a 32-bit int; keys past 4 GiB cannot occur.
+    let mut h: u32 = 0x9747_b28c ^ u32::try_from(data.len()).unwrap_or(u32::MAX);
     let mut chunks = data.chunks_exact(4);
     for c in chunks.by_ref() {
         let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
@@ -619,7 +620,8 @@ async fn produce(
             let partition = match (record.partition.or(args.partition), &key) {
                 (Some(p), _) => p,
                 (None, Some(k)) => {
-                    i32::try_from((murmur2(k) & 0x7fff_ffff) % count.max(1) as u32).unwrap_or(0)
+                    i32::try_from((murmur2(k) & 0x7fff_ffff) % count.max(1).unsigned_abs())
+                        .unwrap_or(0)
                 }
                 (None, None) => {
                     round_robin = (round_robin + 1) % count.max(1);
@@ -629,7 +631,10 @@ async fn produce(
             let slot = builders
                 .get_mut(usize::try_from(partition).unwrap_or(usize::MAX))
                 .with_context(|| format!("topic {topic} has no partition {partition}"))?;
-            bytes += (record.value.len() + key.as_ref().map_or(0, Vec::len)) as u64;
+            bytes = bytes.saturating_add(
+                u64::try_from(record.value.len() + key.as_ref().map_or(0, Vec::len))
+                    .unwrap_or(u64::MAX),
+            );
             slot.get_or_insert_with(|| RecordBatchBuilder::new(codec))
                 .push(key.as_deref(), Some(&record.value), &header_refs, now_ms());
             pending += 1;
@@ -637,7 +642,7 @@ async fn produce(
         if pending >= BATCH_RECORDS || (done && pending > 0) {
             for (p, slot) in builders.iter_mut().enumerate() {
                 if let Some(builder) = slot.take() {
-                    let n = builder.len() as u64;
+                    let n = u64::try_from(builder.len()).unwrap_or(u64::MAX);
                     client
                         .produce(
                             topic,
