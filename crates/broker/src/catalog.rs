@@ -428,6 +428,23 @@ mod tests {
     }
 
     #[test]
+    fn cluster_defaults_are_loaded_before_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::new(dir.path());
+        let values: BTreeMap<String, String> =
+            [("retention.ms".to_owned(), "777".to_owned())].into();
+        store.store_cluster_defaults(&values).unwrap();
+        let config = TopicConfig::new(BTreeMap::new(), &TopicDefaults::default()).unwrap();
+        store
+            .store_topic("orders", Uuid::new_v4(), 1, &config)
+            .unwrap();
+        let defaults = TopicDefaults::default();
+        let topics = store.load_topics(&defaults).unwrap();
+        assert_eq!(defaults.dynamic_snapshot(), values);
+        assert_eq!(topics[0].3.retention_ms, 777);
+    }
+
+    #[test]
     fn identity_is_kept_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::new(dir.path());

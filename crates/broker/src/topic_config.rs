@@ -633,4 +633,42 @@ mod tests {
             TopicConfig::new(overrides(&[("message.timestamp.type", "CreateTime")]), &d).unwrap();
         assert_eq!(c.timestamp_type, TimestampType::CreateTime);
     }
+
+    #[test]
+    fn dynamic_defaults_win_over_static_ones_and_are_shared_by_clones() {
+        let mut d = TopicDefaults::default();
+        d.set("retention.ms", "1000").unwrap();
+        let shared = d.clone();
+        d.replace_dynamic(overrides(&[("retention.ms", "2000")]))
+            .unwrap();
+        let c = TopicConfig::new(BTreeMap::new(), &shared).unwrap();
+        assert_eq!(c.retention_ms, 2000);
+        let described = c.describe(&shared);
+        let retention = described.iter().find(|c| c.name == "retention.ms").unwrap();
+        assert_eq!(retention.source, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(retention.synonyms.len(), 3, "dynamic, static, default");
+        let broker = shared.describe_broker();
+        let log_retention = broker
+            .iter()
+            .find(|c| c.name == "log.retention.ms")
+            .unwrap();
+        assert_eq!(log_retention.value, "2000");
+        assert_eq!(log_retention.source.code(), 3);
+        // A topic override still wins; a bad value changes nothing.
+        let c = TopicConfig::new(overrides(&[("retention.ms", "5")]), &shared).unwrap();
+        assert_eq!(c.retention_ms, 5);
+        assert!(
+            d.replace_dynamic(overrides(&[("retention.ms", "x")]))
+                .is_err()
+        );
+        assert_eq!(
+            shared.dynamic_snapshot(),
+            overrides(&[("retention.ms", "2000")])
+        );
+        assert_eq!(
+            TopicDefaults::topic_name_of("log.retention.ms"),
+            Some("retention.ms")
+        );
+        assert_eq!(TopicDefaults::topic_name_of("node.id"), None);
+    }
 }
