@@ -699,3 +699,65 @@ fn cluster_config_set_changes_topic_defaults_and_survives_a_restart() {
     );
     assert_exit(&out, 2, "not key=value");
 }
+
+#[test]
+fn help_progress_and_interrupt() {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.arg("--help");
+    let out = run_cmd(&mut cmd, None, Duration::from_secs(30));
+    assert_success(&out, "--help");
+    assert!(
+        out.stdout
+            .contains("Exit codes: 0 success; 1 the operation failed")
+            && out.stdout.contains("2 usage error"),
+        "{}",
+        out.stdout
+    );
+
+    let broker = Broker::start_default();
+    let topic = unique_topic("cli-bulk");
+    sluice_json(&broker, &["topic", "create", &topic], None);
+    let input: String = (0..5000).map(|i| format!("{i}\n")).collect();
+    let out = sluice(
+        &broker,
+        &["topic", "produce", &topic, "--progress"],
+        Some(input.as_bytes()),
+    );
+    assert_success(&out, "bulk produce");
+    assert!(
+        out.stderr.contains("produced 5.0k records ("),
+        "human-sized progress: {}",
+        out.stderr
+    );
+
+    // Following ends with Ctrl-C, cleanly.
+    let mut child = Command::new(sluice_bin())
+        .env_remove("SLUICE_BROKERS")
+        .args(["--brokers", &broker.bootstrap(), "topic", "consume", &topic])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn consumer");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = lines.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for _ in std::io::BufReader::new(stdout).lines() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let all_read = sluice_e2e::wait_until(Duration::from_secs(30), || {
+        lines.load(std::sync::atomic::Ordering::Relaxed) == 5000
+    });
+    let pid = rustix::process::Pid::from_child(&child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+    let status = child.wait().expect("wait consumer");
+    let _ = reader.join();
+    assert!(
+        all_read,
+        "consumed {} of 5000",
+        lines.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(status.code(), Some(0), "Ctrl-C should exit 0");
+}
