@@ -601,7 +601,13 @@ fn consume_as_a_group_member_commits_and_leaves() {
         member["assignment"][0]["partitions"],
         serde_json::json!([0, 1])
     );
-    assert_eq!(described["offsets"][0]["member_id"], member["member_id"]);
+    // Partition 0 is assigned but has no commit: listed without offset or lag.
+    let p0 = &described["offsets"][0];
+    assert_eq!(p0["partition"], 0);
+    assert_eq!(p0["member_id"], member["member_id"]);
+    assert!(p0["committed_offset"].is_null() && p0["lag"].is_null(), "{p0}");
+    assert_eq!(described["offsets"][1]["committed_offset"], 3);
+    assert_eq!(described["offsets"][1]["lag"], 0);
     let out = sluice(&broker, &["group", "seek", &group, "--to", "start"], None);
     assert_exit(&out, 1, "seek with an active member");
     assert!(out.stderr.contains("active member"), "{}", out.stderr);

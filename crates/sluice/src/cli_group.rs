@@ -159,6 +159,23 @@ async fn existing_group(
 async fn describe(client: &mut Client, group: &str, format: Format) -> anyhow::Result<()> {
     let g = existing_group(client, group).await?;
     let mut committed = client.offset_fetch(group).await?;
+    // Assigned partitions without a commit yet are shown too (no offset, lag unknown).
+    for m in &g.members {
+        for (topic, parts) in &m.assignment {
+            for &partition in parts {
+                if !committed
+                    .iter()
+                    .any(|c| &c.topic == topic && c.partition == partition)
+                {
+                    committed.push(Committed {
+                        topic: topic.clone(),
+                        partition,
+                        offset: -1,
+                    });
+                }
+            }
+        }
+    }
     committed.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let owner = |topic: &str, partition: i32| {
         g.members
@@ -177,17 +194,11 @@ async fn describe(client: &mut Client, group: &str, format: Format) -> anyhow::R
             .await
             .map(|r| r.1)
             .ok();
-        let lag = end.map(|e| {
-            if c.offset < 0 {
-                e
-            } else {
-                (e - c.offset).max(0)
-            }
-        });
+        let lag = end.filter(|_| c.offset >= 0).map(|e| (e - c.offset).max(0));
         offsets.push(json!({
             "topic": c.topic,
             "partition": c.partition,
-            "committed_offset": c.offset,
+            "committed_offset": (c.offset >= 0).then_some(c.offset),
             "high_watermark": end,
             "lag": lag,
             "member_id": owner(&c.topic, c.partition),
