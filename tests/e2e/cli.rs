@@ -605,7 +605,10 @@ fn consume_as_a_group_member_commits_and_leaves() {
     let p0 = &described["offsets"][0];
     assert_eq!(p0["partition"], 0);
     assert_eq!(p0["member_id"], member["member_id"]);
-    assert!(p0["committed_offset"].is_null() && p0["lag"].is_null(), "{p0}");
+    assert!(
+        p0["committed_offset"].is_null() && p0["lag"].is_null(),
+        "{p0}"
+    );
     assert_eq!(described["offsets"][1]["committed_offset"], 3);
     assert_eq!(described["offsets"][1]["lag"], 0);
     let out = sluice(&broker, &["group", "seek", &group, "--to", "start"], None);
@@ -736,6 +739,27 @@ fn help_progress_and_interrupt() {
         out.stderr
     );
 
+    // acks=0 gets no answer; the records still arrive.
+    let out = sluice(
+        &broker,
+        &["topic", "produce", &topic, "--acks", "0", "-z", "gzip"],
+        Some(b"x\ny\n"),
+    );
+    assert_success(&out, "produce with acks 0");
+    let out = sluice(
+        &broker,
+        &["topic", "consume", &topic, "-o", "5000", "-n", "2"],
+        None,
+    );
+    assert_success(&out, "consume the acks=0 records");
+    assert_eq!(out.stdout, "x\ny\n");
+    let out = sluice(
+        &broker,
+        &["topic", "produce", &topic, "--acks", "2"],
+        Some(b"z\n"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+
     // Following ends with Ctrl-C, cleanly.
     let mut child = Command::new(sluice_bin())
         .env_remove("SLUICE_BROKERS")
@@ -754,7 +778,7 @@ fn help_progress_and_interrupt() {
         }
     });
     let all_read = sluice_e2e::wait_until(Duration::from_secs(30), || {
-        lines.load(std::sync::atomic::Ordering::Relaxed) == 5000
+        lines.load(std::sync::atomic::Ordering::Relaxed) == 5002
     });
     let pid = rustix::process::Pid::from_child(&child);
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);

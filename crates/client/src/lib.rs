@@ -239,6 +239,25 @@ impl Client {
         Ok(response)
     }
 
+    /// Writes a request whose response never comes (Produce with acks=0).
+    async fn send_only(&mut self, api: ApiKey, version: i16, body: RequestKind) -> Result<()> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(str_bytes("sluice-client")));
+        let mut out = BytesMut::new();
+        sluice_protocol::encode_request(&header, &body, &mut out)?;
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|source| ClientError::Io {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
+
     async fn read_frame(&mut self) -> Result<Bytes> {
         loop {
             let complete = frame::announced_body_len(&self.buf, MAX_RESPONSE_BYTES)
@@ -364,7 +383,7 @@ impl Client {
     }
 
     /// Produces one record batch (see `sluice_protocol::record::RecordBatchBuilder`);
-    /// returns its base offset.
+    /// returns its base offset (-1 with `acks` 0, which gets no answer).
     ///
     /// # Errors
     /// [`ClientError::Kafka`] with the broker's error for the partition.
@@ -389,6 +408,13 @@ impl Client {
             ]);
         // By name (v12): v13 addresses topics by id only.
         let version = self.version_for(ApiKey::Produce, 12)?;
+        if acks == 0 {
+            // The broker sends no response to acks=0 (it closes the connection on an
+            // error instead), so there is nothing to wait for and no offset to return.
+            self.send_only(ApiKey::Produce, version, RequestKind::Produce(request))
+                .await?;
+            return Ok(-1);
+        }
         let ResponseKind::Produce(response) = self
             .call_at(ApiKey::Produce, version, RequestKind::Produce(request))
             .await?

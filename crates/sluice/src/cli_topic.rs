@@ -108,7 +108,7 @@ struct ProduceArgs {
     /// Compression: none, gzip, snappy, lz4, zstd.
     #[arg(short = 'z', long, default_value = "none")]
     compression: String,
-    /// Acks: -1 (all) or 1 (leader).
+    /// Acks: -1 (all), 1 (leader) or 0 (no answer: errors go unseen).
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     acks: i16,
     /// Print progress on stderr (default: when stderr is a terminal).
@@ -169,10 +169,9 @@ pub(crate) fn run(global: &Global, args: TopicArgs) -> anyhow::Result<()> {
         _ => None,
     };
     if let TopicCommand::Produce(p) = &args.command
-        && p.acks != -1
-        && p.acks != 1
+        && !(-1..=1).contains(&p.acks)
     {
-        return usage("--acks must be -1 (all) or 1 (leader)");
+        return usage("--acks must be -1 (all), 1 (leader) or 0 (no answer)");
     }
     if let TopicCommand::Consume(c) = &args.command {
         OffsetSpec::parse(&c.offset)?;
