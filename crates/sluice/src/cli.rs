@@ -235,8 +235,8 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-/// An offset spec as rpk writes it: `start`, `end`, `N`, `@<ms>` or `@-<duration>`
-/// (`@-1h`: an hour ago).
+/// An offset spec as rpk writes it: `start`, `end`, `N`, `@<ms>`, `@YYYY-MM-DD` or
+/// `@-<duration>` (`@-1h`: an hour ago).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OffsetSpec {
     /// The log start.
@@ -254,7 +254,7 @@ impl OffsetSpec {
     pub(crate) fn parse(s: &str) -> anyhow::Result<Self> {
         let bad = || {
             usage(format!(
-                "offset {s:?} is not start, end, a number, @<unix-ms> or @-<duration> (e.g. @-1h)"
+                "offset {s:?} is not start, end, a number, @<unix-ms>, @YYYY-MM-DD or @-<duration> (e.g. @-1h)"
             ))
         };
         Ok(match s {
@@ -267,6 +267,8 @@ impl OffsetSpec {
                             Some(d) => Self::Time(now_ms() - d),
                             None => return bad(),
                         }
+                    } else if let Some(t) = parse_date_ms(ts) {
+                        Self::Time(t)
                     } else {
                         match ts.parse::<i64>() {
                             Ok(t) if t >= 0 => Self::Time(t),
@@ -305,6 +307,28 @@ impl OffsetSpec {
             }
         })
     }
+}
+
+/// `YYYY-MM-DD` (UTC midnight) as Unix milliseconds.
+fn parse_date_ms(s: &str) -> Option<i64> {
+    let mut parts = s.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days.checked_mul(86_400_000)
 }
 
 fn parse_duration_ms(s: &str) -> Option<i64> {

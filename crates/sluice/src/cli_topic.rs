@@ -124,7 +124,7 @@ pub(crate) struct ConsumeArgs {
     /// Partitions to read (default: all); repeatable.
     #[arg(short, long)]
     pub(crate) partitions: Vec<i32>,
-    /// Where to start: start, end, an offset, @<unix-ms> or @-<duration>.
+    /// Where to start: start, end, an offset, @<unix-ms>, @YYYY-MM-DD or @-<duration>.
     #[arg(short, long, default_value = "start", allow_hyphen_values = true)]
     pub(crate) offset: String,
     /// Stop after this many records (default: follow until interrupted).
