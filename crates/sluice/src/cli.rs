@@ -15,6 +15,9 @@ pub(crate) const EXIT_CODES: &str = "Exit codes: 0 success; 1 the operation fail
 `brokers` key of the profile file (--profile, SLUICE_PROFILE, or \
 ~/.config/sluice/profile.toml), else 127.0.0.1:9092.";
 
+/// How long connecting (TCP and ApiVersions) to one broker may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A usage error found after parsing (exit code 2, like clap's own).
 #[derive(Debug)]
 pub(crate) struct UsageError(pub(crate) String);
@@ -124,10 +127,14 @@ impl Global {
     pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
         let mut failures = Vec::new();
         for addr in self.brokers()? {
-            match Client::connect(&addr).await {
-                Ok(client) => return Ok(client),
-                Err(ClientError::Io { source, .. }) => failures.push(format!("{addr}: {source}")),
-                Err(e) => failures.push(format!("{addr}: {e}")),
+            // An address that drops packets would otherwise hang for minutes.
+            match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(&addr)).await {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(ClientError::Io { source, .. })) => {
+                    failures.push(format!("{addr}: {source}"));
+                }
+                Ok(Err(e)) => failures.push(format!("{addr}: {e}")),
+                Err(_) => failures.push(format!("{addr}: no answer within {CONNECT_TIMEOUT:?}")),
             }
         }
         bail!(
