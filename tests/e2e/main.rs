@@ -7,6 +7,7 @@
 mod admin;
 mod admin_http;
 mod cli;
+mod cli_dev;
 mod common;
 mod compression;
 mod configs;

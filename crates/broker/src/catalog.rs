@@ -181,6 +181,9 @@ struct NodeRecord {
     producer_id_block_end: i64,
 }
 
+/// File (under `meta/`) of the cluster-wide topic defaults set at run time.
+const CLUSTER_DEFAULTS: &str = "cluster_defaults.toml";
+
 /// The on-disk side of the catalog.
 #[derive(Debug)]
 pub(crate) struct MetaStore {
@@ -257,11 +260,45 @@ impl MetaStore {
         write_atomically(&self.dir, "node.toml", text.as_bytes())
     }
 
-    /// Reads every persisted topic.
+    /// Persists the cluster-wide topic defaults set at run time (keys are topic config
+    /// names); an empty set removes the file.
+    pub(crate) fn store_cluster_defaults(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), StartError> {
+        let text = toml::to_string(values).map_err(|e| StartError::Meta {
+            path: self.dir.join(CLUSTER_DEFAULTS),
+            reason: e.to_string(),
+        })?;
+        write_atomically(&self.dir, CLUSTER_DEFAULTS, text.as_bytes())
+    }
+
+    /// Loads the persisted cluster-wide defaults into `defaults`' dynamic layer.
+    fn load_cluster_defaults(&self, defaults: &TopicDefaults) -> Result<(), StartError> {
+        let path = self.dir.join(CLUSTER_DEFAULTS);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StartError::Io { path, source }),
+        };
+        let meta_error = |reason: String| StartError::Meta {
+            path: path.clone(),
+            reason,
+        };
+        let values: BTreeMap<String, String> =
+            toml::from_str(&text).map_err(|e| meta_error(e.to_string()))?;
+        defaults
+            .replace_dynamic(values)
+            .map_err(|e| meta_error(e.to_string()))
+    }
+
+    /// Reads every persisted topic, after the cluster-wide defaults they resolve against
+    /// (which land in `defaults`' shared dynamic layer).
     pub(crate) fn load_topics(
         &self,
         defaults: &TopicDefaults,
     ) -> Result<Vec<(String, Uuid, i32, TopicConfig)>, StartError> {
+        self.load_cluster_defaults(defaults)?;
         let dir = self.topics_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -414,6 +451,23 @@ mod tests {
         assert_eq!(topics, vec![("orders".to_owned(), id, 3, config)]);
         store.remove_topic("orders").unwrap();
         assert!(store.load_topics(&defaults).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cluster_defaults_are_loaded_before_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::new(dir.path());
+        let values: BTreeMap<String, String> =
+            [("retention.ms".to_owned(), "777".to_owned())].into();
+        store.store_cluster_defaults(&values).unwrap();
+        let config = TopicConfig::new(BTreeMap::new(), &TopicDefaults::default()).unwrap();
+        store
+            .store_topic("orders", Uuid::new_v4(), 1, &config)
+            .unwrap();
+        let defaults = TopicDefaults::default();
+        let topics = store.load_topics(&defaults).unwrap();
+        assert_eq!(defaults.dynamic_snapshot(), values);
+        assert_eq!(topics[0].3.retention_ms, 777);
     }
 
     #[test]

@@ -282,11 +282,23 @@ fn check_value(def: &Definition, value: &str) -> Result<(), TopicConfigError> {
 }
 
 /// Broker-level defaults for topic configs (Kafka's `log.*` settings): the value a topic
-/// gets for a key it does not override.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// gets for a key it does not override. Two layers: the node config file's (static) and
+/// the cluster-wide ones set at run time with IncrementalAlterConfigs on the broker
+/// resource (dynamic, which win). Clones share the dynamic layer, so a change reaches
+/// every holder of the node config at once.
+#[derive(Debug, Clone, Default)]
 pub struct TopicDefaults {
     overrides: BTreeMap<String, String>,
+    dynamic: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
 }
+
+impl PartialEq for TopicDefaults {
+    fn eq(&self, other: &Self) -> bool {
+        self.overrides == other.overrides && self.dynamic_snapshot() == other.dynamic_snapshot()
+    }
+}
+
+impl Eq for TopicDefaults {}
 
 impl TopicDefaults {
     /// Sets a broker-level default for a topic config.
@@ -306,8 +318,47 @@ impl TopicDefaults {
         Ok(())
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.overrides.get(name).map(String::as_str)
+    fn get(&self, name: &str) -> Option<String> {
+        self.dynamic_get(name)
+            .or_else(|| self.overrides.get(name).cloned())
+    }
+
+    fn dynamic_get(&self, name: &str) -> Option<String> {
+        // A poisoned lock still holds a consistent map (writers only insert/remove).
+        let map = self.dynamic.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// The topic config name behind a broker config name (`log.retention.ms` ->
+    /// `retention.ms`), when it is a topic default.
+    pub fn topic_name_of(broker_name: &str) -> Option<&'static str> {
+        DEFINITIONS
+            .iter()
+            .find(|d| d.broker_name == broker_name)
+            .map(|d| d.name)
+    }
+
+    /// The dynamic cluster-wide defaults, by topic config name (what is persisted).
+    pub fn dynamic_snapshot(&self) -> BTreeMap<String, String> {
+        self.dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the dynamic defaults (keys are topic config names), validating each.
+    ///
+    /// # Errors
+    /// [`TopicConfigError`] naming the first bad key; nothing changes then.
+    pub fn replace_dynamic(
+        &self,
+        values: BTreeMap<String, String>,
+    ) -> Result<(), TopicConfigError> {
+        for (name, value) in &values {
+            validate_config(name, value)?;
+        }
+        *self.dynamic.write().unwrap_or_else(|e| e.into_inner()) = values;
+        Ok(())
     }
 }
 
@@ -361,6 +412,8 @@ pub struct TopicConfig {
 pub enum ConfigSource {
     /// Set on the topic (TOPIC_CONFIG, 1).
     Topic,
+    /// A cluster-wide default set at run time (DYNAMIC_DEFAULT_BROKER_CONFIG, 3).
+    DynamicDefaultBroker,
     /// A broker-level default from the node config (STATIC_BROKER_CONFIG, 4).
     Broker,
     /// Kafka's default (DEFAULT_CONFIG, 5).
@@ -372,6 +425,7 @@ impl ConfigSource {
     pub fn code(self) -> i8 {
         match self {
             Self::Topic => 1,
+            Self::DynamicDefaultBroker => 3,
             Self::Broker => 4,
             Self::Default => 5,
         }
@@ -424,21 +478,19 @@ impl TopicConfig {
         for (name, value) in &overrides {
             validate_config(name, value)?;
         }
-        let effective = |name: &str| -> &str {
+        let effective = |name: &str| -> String {
             overrides
                 .get(name)
-                .map(String::as_str)
+                .cloned()
                 .or_else(|| defaults.get(name))
-                .or_else(|| definition(name).map(|d| d.default))
-                .unwrap_or("")
+                .or_else(|| definition(name).map(|d| d.default.to_owned()))
+                .unwrap_or_default()
         };
         // Values were validated above (or are the table's defaults), so parsing succeeds;
         // the fallbacks only guard against a table typo.
         let long = |name: &str| effective(name).trim().parse::<i64>().unwrap_or(0);
-        let policy: Vec<&str> = effective("cleanup.policy")
-            .split(',')
-            .map(str::trim)
-            .collect();
+        let policy_text = effective("cleanup.policy");
+        let policy: Vec<&str> = policy_text.split(',').map(str::trim).collect();
         let compression = effective("compression.type");
         Ok(Self {
             cleanup_delete: policy.contains(&"delete"),
@@ -485,8 +537,11 @@ impl TopicConfig {
                 if let Some(v) = self.overrides.get(d.name) {
                     synonyms.push((d.name, v.clone(), ConfigSource::Topic));
                 }
-                if let Some(v) = defaults.get(d.name) {
-                    synonyms.push((d.broker_name, v.to_owned(), ConfigSource::Broker));
+                if let Some(v) = defaults.dynamic_get(d.name) {
+                    synonyms.push((d.broker_name, v, ConfigSource::DynamicDefaultBroker));
+                }
+                if let Some(v) = defaults.overrides.get(d.name) {
+                    synonyms.push((d.broker_name, v.clone(), ConfigSource::Broker));
                 }
                 synonyms.push((d.broker_name, d.default.to_owned(), ConfigSource::Default));
                 let (value, source) = synonyms
@@ -513,9 +568,10 @@ impl TopicDefaults {
         DEFINITIONS
             .iter()
             .map(|d| {
-                let (value, source) = match self.get(d.name) {
-                    Some(v) => (v.to_owned(), ConfigSource::Broker),
-                    None => (d.default.to_owned(), ConfigSource::Default),
+                let (value, source) = match (self.dynamic_get(d.name), self.overrides.get(d.name)) {
+                    (Some(v), _) => (v, ConfigSource::DynamicDefaultBroker),
+                    (None, Some(v)) => (v.clone(), ConfigSource::Broker),
+                    (None, None) => (d.default.to_owned(), ConfigSource::Default),
                 };
                 DescribedConfig {
                     name: d.broker_name,
@@ -576,5 +632,43 @@ mod tests {
         let c =
             TopicConfig::new(overrides(&[("message.timestamp.type", "CreateTime")]), &d).unwrap();
         assert_eq!(c.timestamp_type, TimestampType::CreateTime);
+    }
+
+    #[test]
+    fn dynamic_defaults_win_over_static_ones_and_are_shared_by_clones() {
+        let mut d = TopicDefaults::default();
+        d.set("retention.ms", "1000").unwrap();
+        let shared = d.clone();
+        d.replace_dynamic(overrides(&[("retention.ms", "2000")]))
+            .unwrap();
+        let c = TopicConfig::new(BTreeMap::new(), &shared).unwrap();
+        assert_eq!(c.retention_ms, 2000);
+        let described = c.describe(&shared);
+        let retention = described.iter().find(|c| c.name == "retention.ms").unwrap();
+        assert_eq!(retention.source, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(retention.synonyms.len(), 3, "dynamic, static, default");
+        let broker = shared.describe_broker();
+        let log_retention = broker
+            .iter()
+            .find(|c| c.name == "log.retention.ms")
+            .unwrap();
+        assert_eq!(log_retention.value, "2000");
+        assert_eq!(log_retention.source.code(), 3);
+        // A topic override still wins; a bad value changes nothing.
+        let c = TopicConfig::new(overrides(&[("retention.ms", "5")]), &shared).unwrap();
+        assert_eq!(c.retention_ms, 5);
+        assert!(
+            d.replace_dynamic(overrides(&[("retention.ms", "x")]))
+                .is_err()
+        );
+        assert_eq!(
+            shared.dynamic_snapshot(),
+            overrides(&[("retention.ms", "2000")])
+        );
+        assert_eq!(
+            TopicDefaults::topic_name_of("log.retention.ms"),
+            Some("retention.ms")
+        );
+        assert_eq!(TopicDefaults::topic_name_of("node.id"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! A small async Kafka client over `sluice-protocol`: metadata, produce, fetch, list
-//! offsets, and topic admin. The CLI and the tests use it; it speaks only the wire
-//! protocol and knows nothing of the broker's internals.
+//! offsets, topic admin; configs, partitions, DeleteRecords and group admin (`admin`);
+//! and a simple consumer-group member (`group`). The CLI and the tests use it; it speaks
+//! only the wire protocol and knows nothing of the broker's internals.
 //!
 //! ```text
 //!  Client::connect ─▶ ApiVersions (negotiate) ─▶ call(api, request) ─▶ typed response
@@ -8,6 +9,15 @@
 //!
 //! One request is in flight per connection; each call picks the highest version both
 //! sides support.
+
+mod admin;
+mod group;
+
+pub use admin::{
+    Committed, ConfigEntry, DescribedGroup, GroupMember, ListedGroup, RESOURCE_BROKER,
+    RESOURCE_TOPIC, decode_assignment, encode_assignment,
+};
+pub use group::{Assignment, GroupMembership, SESSION_TIMEOUT_MS, range_assign};
 
 use std::collections::HashMap;
 
@@ -187,6 +197,21 @@ impl Client {
         self.call_at(api, version, body).await
     }
 
+    /// Like [`Client::call`] but at most at version `max`: for callers whose request
+    /// shape changes at a later version (OffsetFetch v8 batches groups, for example).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn call_up_to(
+        &mut self,
+        api: ApiKey,
+        max: i16,
+        body: RequestKind,
+    ) -> Result<ResponseKind> {
+        let version = self.version_for(api, max)?;
+        self.call_at(api, version, body).await
+    }
+
     async fn call_at(
         &mut self,
         api: ApiKey,
@@ -212,6 +237,25 @@ impl Client {
             return Err(ClientError::UnexpectedResponse);
         }
         Ok(response)
+    }
+
+    /// Writes a request whose response never comes (Produce with acks=0).
+    async fn send_only(&mut self, api: ApiKey, version: i16, body: RequestKind) -> Result<()> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(str_bytes("sluice-client")));
+        let mut out = BytesMut::new();
+        sluice_protocol::encode_request(&header, &body, &mut out)?;
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|source| ClientError::Io {
+                addr: self.addr.clone(),
+                source,
+            })
     }
 
     async fn read_frame(&mut self) -> Result<Bytes> {
@@ -339,7 +383,7 @@ impl Client {
     }
 
     /// Produces one record batch (see `sluice_protocol::record::RecordBatchBuilder`);
-    /// returns its base offset.
+    /// returns its base offset (-1 with `acks` 0, which gets no answer).
     ///
     /// # Errors
     /// [`ClientError::Kafka`] with the broker's error for the partition.
@@ -364,6 +408,13 @@ impl Client {
             ]);
         // By name (v12): v13 addresses topics by id only.
         let version = self.version_for(ApiKey::Produce, 12)?;
+        if acks == 0 {
+            // The broker sends no response to acks=0 (it closes the connection on an
+            // error instead), so there is nothing to wait for and no offset to return.
+            self.send_only(ApiKey::Produce, version, RequestKind::Produce(request))
+                .await?;
+            return Ok(-1);
+        }
         let ResponseKind::Produce(response) = self
             .call_at(ApiKey::Produce, version, RequestKind::Produce(request))
             .await?

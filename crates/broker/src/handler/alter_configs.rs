@@ -17,7 +17,8 @@ pub(super) fn non_topic_resource(resource_type: i8) -> AdminError {
     if resource_type == RESOURCE_BROKER {
         AdminError::new(
             ResponseError::InvalidRequest,
-            "Broker configs are static in Sluice: set them in the node config file",
+            "AlterConfigs on a broker is not supported: use IncrementalAlterConfigs \
+             (cluster-wide topic defaults such as log.retention.ms)",
         )
     } else {
         AdminError::new(

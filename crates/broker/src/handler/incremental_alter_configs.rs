@@ -1,5 +1,7 @@
 //! IncrementalAlterConfigs (KIP-339): SET, DELETE, APPEND and SUBTRACT on a topic's
-//! configs; APPEND and SUBTRACT work on list configs (cleanup.policy) only.
+//! configs (APPEND and SUBTRACT on list configs, cleanup.policy, only); SET and DELETE
+//! of the cluster-wide topic defaults (`log.retention.ms`, ...) on the broker resource,
+//! persisted in the meta store and applied to every topic that does not override them.
 
 use std::collections::HashSet;
 
@@ -10,9 +12,109 @@ use sluice_protocol::{ResponseError, kafka_protocol};
 
 use super::admin::{self, AdminError};
 use super::alter_configs::non_topic_resource;
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{RequestContext, str_bytes};
-use crate::topic_config::{is_list_config, validate_config};
+use crate::topic_config::{TopicDefaults, is_list_config, validate_config};
+
+/// Broker configs that exist but are fixed at startup (the node config file's).
+const READ_ONLY_BROKER_CONFIGS: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "num.partitions",
+    "auto.create.topics.enable",
+    "socket.request.max.bytes",
+    "log.dirs",
+];
+
+/// The new dynamic defaults (by topic config name) after `ops`.
+fn apply_broker_ops(
+    ctx: &RequestContext,
+    resource_name: &str,
+    ops: &[AlterableConfig],
+) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
+    let node = ctx.node();
+    // "" is Kafka's cluster-wide default; this node's id is accepted as the same thing
+    // while a cluster has one node.
+    if !resource_name.is_empty() && resource_name != node.config.node_id.to_string() {
+        return Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            format!("Unknown broker {resource_name}: use \"\" (cluster default) or this node's id"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    if !ops.iter().all(|op| seen.insert(op.name.as_str())) {
+        return Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            "Error due to duplicate config keys",
+        ));
+    }
+    let mut values = node.config.topic_defaults.dynamic_snapshot();
+    for op in ops {
+        let broker_name = op.name.as_str();
+        let Some(name) = TopicDefaults::topic_name_of(broker_name) else {
+            if READ_ONLY_BROKER_CONFIGS.contains(&broker_name) {
+                return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Cannot update these configs dynamically: {broker_name}"),
+                ));
+            }
+            return Err(invalid_config(format!(
+                "Unknown broker config: {broker_name}"
+            )));
+        };
+        match op.config_operation {
+            SET => {
+                let value = op.value.as_ref().map(|v| v.to_string()).ok_or_else(|| {
+                    AdminError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Null value not supported for : {broker_name}"),
+                    )
+                })?;
+                validate_config(name, &value).map_err(|e| invalid_config(e.to_string()))?;
+                values.insert(name.to_owned(), value);
+            }
+            DELETE => {
+                values.remove(name);
+            }
+            other => {
+                return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Config operation {other} is not supported for broker configs"),
+                ));
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// Persists and installs the new cluster-wide defaults, then re-resolves every topic
+/// against them (their own overrides still win).
+async fn alter_cluster_defaults(
+    ctx: &RequestContext,
+    values: std::collections::BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    if validate_only {
+        return Ok(());
+    }
+    let node = ctx.node().clone();
+    {
+        let _guard = node.admin_lock.lock().await;
+        node.meta
+            .store_cluster_defaults(&values)
+            .map_err(|e| AdminError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        node.config
+            .topic_defaults
+            .replace_dynamic(values)
+            .map_err(|e| invalid_config(e.to_string()))?;
+    }
+    let topics = node.catalog().topics();
+    for topic in topics {
+        admin::alter_topic_config(ctx, &topic.name, topic.config.overrides().clone(), false)
+            .await?;
+    }
+    Ok(())
+}
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -133,6 +235,10 @@ pub(super) async fn handle(
                 Ok(overrides) => {
                     admin::alter_topic_config(ctx, &name, overrides, req.validate_only).await
                 }
+                Err(e) => Err(e),
+            },
+            RESOURCE_BROKER => match apply_broker_ops(ctx, &name, &resource.configs) {
+                Ok(values) => alter_cluster_defaults(ctx, values, req.validate_only).await,
                 Err(e) => Err(e),
             },
             other => Err(non_topic_resource(other)),
