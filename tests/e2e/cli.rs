@@ -739,6 +739,19 @@ fn help_progress_and_interrupt() {
         out.stderr
     );
 
+    let out = sluice(
+        &broker,
+        &["topic", "consume", &topic, "-n", "5000", "--progress"],
+        None,
+    );
+    assert_success(&out, "bulk consume");
+    assert_eq!(out.stdout.lines().count(), 5000);
+    assert!(
+        out.stderr.contains("consumed 5.0k of 5.0k records"),
+        "human-sized consume progress: {}",
+        out.stderr
+    );
+
     // acks=0 gets no answer; the records still arrive.
     let out = sluice(
         &broker,

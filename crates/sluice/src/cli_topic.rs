@@ -138,6 +138,9 @@ pub(crate) struct ConsumeArgs {
     /// Consume as a member of this group, committing offsets after printing.
     #[arg(short, long)]
     pub(crate) group: Option<String>,
+    /// Print progress toward --num on stderr (default: when stderr is a terminal).
+    #[arg(long)]
+    pub(crate) progress: bool,
 }
 
 fn compression(name: &str) -> anyhow::Result<Compression> {
@@ -775,6 +778,11 @@ async fn consume(
     }
     let printer = Printer::new(args.output_format.as_deref(), format)?;
     let mut printed = 0u64;
+    // Progress only makes sense toward a known number of records.
+    let progress = args
+        .num
+        .filter(|_| args.progress || std::io::stderr().is_terminal());
+    let mut last_progress = std::time::Instant::now();
     let follow = async {
         // With several partitions a short wait keeps one quiet partition from
         // delaying the others.
@@ -788,6 +796,23 @@ async fn consume(
                     break;
                 }
             }
+            if let Some(num) = progress
+                && last_progress.elapsed().as_millis() >= 200
+            {
+                last_progress = std::time::Instant::now();
+                eprint!(
+                    "\rconsumed {} of {} records   ",
+                    human_count(printed),
+                    human_count(num)
+                );
+            }
+        }
+        if let Some(num) = progress {
+            eprintln!(
+                "\rconsumed {} of {} records   ",
+                human_count(printed),
+                human_count(num)
+            );
         }
         anyhow::Ok(())
     };
