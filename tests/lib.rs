@@ -141,7 +141,19 @@ impl Broker {
             admin_port: ports[2],
             log_path,
         };
-        broker.spawn();
+        // A port picked here can be taken by someone else (another test's client
+        // socket) before the broker binds it: start again on fresh ports then.
+        for attempt in 1.. {
+            match broker.try_spawn() {
+                Ok(()) => break,
+                Err(e) if attempt < 5 && e.contains("Address already in use") => {
+                    let ports = free_ports(3);
+                    (broker.kafka_port, broker.rpc_port, broker.admin_port) =
+                        (ports[0], ports[1], ports[2]);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         broker
     }
 
@@ -187,6 +199,12 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "broker already running");
         let log = OpenOptions::new()
             .create(true)
@@ -208,15 +226,15 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         self.child = Some(child);
-        self.wait_ready(&bin, &args);
+        self.wait_ready(&bin, &args)
     }
 
-    fn wait_ready(&mut self, bin: &Path, args: &[String]) {
+    fn wait_ready(&mut self, bin: &Path, args: &[String]) -> Result<(), String> {
         let addr: SocketAddr = ([127, 0, 0, 1], self.kafka_port).into();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
@@ -224,18 +242,18 @@ impl Broker {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
-                panic!(
+                return Err(format!(
                     "broker exited during startup with {status}\ncommand: {} {}\n{}",
                     bin.display(),
                     args.join(" "),
                     self.log_banner()
-                );
+                ));
             }
             if Instant::now() >= deadline {
-                panic!(
+                return Err(format!(
                     "broker did not accept connections on {addr} within {START_TIMEOUT:?}\n{}",
                     self.log_banner()
-                );
+                ));
             }
             // Poll tightly: tests act the moment the port opens, as real clients may.
             std::thread::sleep(Duration::from_millis(1));

@@ -76,10 +76,13 @@ impl AdminServer {
     /// # Errors
     /// [`StartError::Bind`] when the address cannot be bound, [`StartError::Shard`]
     /// when the thread cannot start.
-    pub(crate) fn start(node: Arc<NodeShared>, kafka_addr: SocketAddr) -> Result<Self, StartError> {
+    pub(crate) fn start(
+        node: Arc<NodeShared>,
+        kafka_addr: SocketAddr,
+        listener: std::net::TcpListener,
+    ) -> Result<Self, StartError> {
         let addr = node.config.admin_addr;
         let bind_error = |source| StartError::Bind { addr, source };
-        let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
         listener.set_nonblocking(true).map_err(bind_error)?;
         let admin_addr = listener.local_addr().map_err(bind_error)?;
         let state = Arc::new(AdminState {

@@ -114,8 +114,14 @@ impl Node {
         }
         remove_orphans(&config.data_dir, &catalog);
 
-        // Bind every shard's listener before starting anything, so a busy port fails
-        // the start cleanly.
+        // Bind every listener before starting anything, so a busy port fails the start
+        // cleanly; the admin port first, so that no Kafka client is accepted (and then
+        // reset) by a node that cannot start.
+        let admin_listener =
+            std::net::TcpListener::bind(config.admin_addr).map_err(|source| StartError::Bind {
+                addr: config.admin_addr,
+                source,
+            })?;
         let first = bind_reuseport(config.kafka_addr).map_err(|source| StartError::Bind {
             addr: config.kafka_addr,
             source,
@@ -150,7 +156,7 @@ impl Node {
         }
         let _ = shared.shards.set(senders);
         // Before the shards, so readiness answers 503 while partitions open.
-        let admin = AdminServer::start(shared.clone(), bound)?;
+        let admin = AdminServer::start(shared.clone(), bound, admin_listener)?;
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(shards);
