@@ -7,6 +7,8 @@
 //! expire timestamp (OffsetCommit v2-v4 retention) overrides both. A group that is Empty
 //! and has no offsets left is deleted.
 
+use std::collections::BTreeSet;
+
 use super::delete_groups::group_tombstone;
 use super::{GroupCoordinator, Purpose};
 use crate::consumer::ConsumerGroupState;
@@ -28,6 +30,29 @@ fn is_expired(
         OffsetExpiry::SinceEmpty(None) | OffsetExpiry::SinceCommit => value.commit_timestamp_ms,
     };
     now_ms.saturating_sub(base_ms) >= retention_ms
+}
+
+/// Queues the tombstone of one expired offset, unless an earlier cleanup's tombstone for
+/// it is still being written.
+fn expire_offset(
+    expiring: &BTreeSet<(String, String, i32)>,
+    (group_id, topic, partition): (&String, &str, i32),
+    records: &mut Vec<CoordinatorRecord>,
+    expired: &mut Vec<(String, String, i32)>,
+) {
+    let key = (group_id.clone(), topic.to_string(), partition);
+    if expiring.contains(&key) {
+        return;
+    }
+    records.push(CoordinatorRecord {
+        key: RecordKey::OffsetCommit {
+            group: group_id.clone(),
+            topic: topic.to_string(),
+            partition,
+        },
+        value: None,
+    });
+    expired.push(key);
 }
 
 impl GroupCoordinator {
@@ -56,20 +81,12 @@ impl GroupCoordinator {
                     all_expired = false;
                     continue;
                 }
-                let key = (group_id.clone(), topic.to_string(), partition);
-                // Already being expired by an earlier cleanup whose write is in flight.
-                if self.rt.expiring.contains(&key) {
-                    continue;
-                }
-                records.push(CoordinatorRecord {
-                    key: RecordKey::OffsetCommit {
-                        group: group_id.clone(),
-                        topic: topic.to_string(),
-                        partition,
-                    },
-                    value: None,
-                });
-                expired.push(key);
+                expire_offset(
+                    &self.rt.expiring,
+                    (group_id, topic, partition),
+                    &mut records,
+                    &mut expired,
+                );
             }
             if all_expired && group.is(GroupState::Empty) {
                 records.push(group_tombstone(group_id));
@@ -91,19 +108,12 @@ impl GroupCoordinator {
                     all_expired = false;
                     continue;
                 }
-                let key = (group_id.clone(), topic.to_string(), partition);
-                if self.rt.expiring.contains(&key) {
-                    continue;
-                }
-                records.push(CoordinatorRecord {
-                    key: RecordKey::OffsetCommit {
-                        group: group_id.clone(),
-                        topic: topic.to_string(),
-                        partition,
-                    },
-                    value: None,
-                });
-                expired.push(key);
+                expire_offset(
+                    &self.rt.expiring,
+                    (group_id, topic, partition),
+                    &mut records,
+                    &mut expired,
+                );
             }
             if all_expired && group.state() == ConsumerGroupState::Empty {
                 consumer_deleted.push(group_id.clone());
