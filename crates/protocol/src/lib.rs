@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod partitioner;
 pub mod record;
 pub mod request;
 pub mod response;

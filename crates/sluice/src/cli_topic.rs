@@ -548,36 +548,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Kafka's murmur2, so keyed records land where Java clients would put them.
-fn murmur2(data: &[u8]) -> u32 {
-    const M: u32 = 0x5bd1_e995;
-    // Kafka hashes the length as a 32-bit int; keys past 4 GiB cannot occur.
-    let mut h: u32 = 0x9747_b28c ^ u32::try_from(data.len()).unwrap_or(u32::MAX);
-    let mut chunks = data.chunks_exact(4);
-    for c in chunks.by_ref() {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if let Some(&b) = rest.first() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
-}
 
 async fn produce(
     client: &mut Client,
@@ -621,10 +591,7 @@ async fn produce(
                 .or_else(|| args.key.as_ref().map(|k| k.as_bytes().to_vec()));
             let partition = match (record.partition.or(args.partition), &key) {
                 (Some(p), _) => p,
-                (None, Some(k)) => {
-                    i32::try_from((murmur2(k) & 0x7fff_ffff) % count.max(1).unsigned_abs())
-                        .unwrap_or(0)
-                }
+                (None, Some(k)) => sluice_protocol::partitioner::partition_for_key(k, count),
                 (None, None) => {
                     round_robin = (round_robin + 1) % count.max(1);
                     round_robin
@@ -909,13 +876,5 @@ mod tests {
         assert_eq!(second.map(|r| r.value), Some(b"two words".to_vec()));
         assert!(matches!(next_input(&tokens, input, &mut pos), Ok(None)));
         assert!(parse_format("%x").is_err());
-    }
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Values from Kafka's UtilsTest.
-        assert_eq!(murmur2(b"21") as i32, -973_932_308);
-        assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
-        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985_981_536);
     }
 }

@@ -1,0 +1,1 @@
+//! One pipeline on one input partition, exactly once. Placeholder: filled in next.
