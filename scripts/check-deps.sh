@@ -9,7 +9,8 @@ declare -A allowed=(
     [sluice-storage]="sluice-protocol"
     [sluice-coordinator]="sluice-protocol"
     [sluice-client]="sluice-protocol"
-    [sluice-broker]="sluice-protocol sluice-storage"
+    [sluice-broker]="sluice-protocol sluice-storage sluice-coordinator sluice-processor"
+    [sluice-processor]="sluice-protocol"
     [sluice]="sluice-broker sluice-client sluice-protocol"
 )
 

@@ -221,14 +221,15 @@ async fn serve_connection(state: &Arc<AdminState>, mut stream: TcpStream) {
                 return;
             }
         };
-        // The API takes no bodies: skip one (bounded by the parser) to stay in step.
+        // The body (bounded by the parser): a pipeline spec for deploy, else ignored.
         let end = len.saturating_add(head.content_length);
         if !fill(&mut stream, &mut buf, end, READ_TIMEOUT).await {
             return;
         }
+        let body = buf.get(len..end).map(<[u8]>::to_vec).unwrap_or_default();
         buf.drain(..end.min(buf.len()));
         let response = match routes::route(&head.method, &head.path) {
-            Ok(route) => tokio::time::timeout(SERVE_TIMEOUT, routes::serve(state, route))
+            Ok(route) => tokio::time::timeout(SERVE_TIMEOUT, routes::serve(state, route, body))
                 .await
                 .unwrap_or_else(|_| Response::error(&HttpError::new(503, "timed out"))),
             Err(error) => Response::error(&error),

@@ -356,6 +356,72 @@ impl MetaStore {
         write_atomically(&self.topics_dir(), &format!("{name}.toml"), text.as_bytes())
     }
 
+    fn pipelines_dir(&self) -> PathBuf {
+        self.dir.join("pipelines")
+    }
+
+    /// Persists a deployed pipeline; it survives a restart once this returns.
+    pub(crate) fn store_pipeline(
+        &self,
+        name: &str,
+        record: &crate::transforms::PipelineRecord,
+    ) -> Result<(), StartError> {
+        let text = toml::to_string(record).map_err(|e| StartError::Meta {
+            path: self.pipelines_dir(),
+            reason: e.to_string(),
+        })?;
+        write_atomically(&self.pipelines_dir(), &format!("{name}.toml"), text.as_bytes())
+    }
+
+    /// Forgets a deployed pipeline.
+    pub(crate) fn remove_pipeline(&self, name: &str) -> Result<(), StartError> {
+        let path = self.pipelines_dir().join(format!("{name}.toml"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.pipelines_dir()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StartError::Io { path, source }),
+        }
+    }
+
+    /// Every persisted pipeline, by name.
+    pub(crate) fn load_pipelines(
+        &self,
+    ) -> Result<Vec<(String, crate::transforms::PipelineRecord)>, StartError> {
+        let dir = self.pipelines_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StartError::Io { path: dir, source }),
+        };
+        let mut pipelines = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| StartError::Io {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| !n.starts_with('.'))
+                .and_then(|n| n.strip_suffix(".toml"))
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).map_err(|source| StartError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let record = toml::from_str(&text).map_err(|e| StartError::Meta {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            pipelines.push((name.to_owned(), record));
+        }
+        Ok(pipelines)
+    }
+
     /// Forgets a topic; its partition directories are removed after this.
     pub(crate) fn remove_topic(&self, name: &str) -> Result<(), StartError> {
         let path = self.topics_dir().join(format!("{name}.toml"));

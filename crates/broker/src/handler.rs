@@ -12,7 +12,7 @@ use sluice_protocol::{Request, kafka_protocol};
 
 use crate::shard::{NodeShared, Shard};
 
-mod admin;
+pub(crate) mod admin;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;

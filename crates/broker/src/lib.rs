@@ -35,6 +35,7 @@ mod server;
 mod shard;
 mod socket;
 pub mod topic_config;
+mod transforms;
 
 pub use config::{ConfigError, IoBackend, NodeConfig, Seed};
 pub use error::StartError;

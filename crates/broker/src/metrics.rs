@@ -76,6 +76,17 @@ pub(crate) struct HistogramSnapshot {
     pub(crate) count: u64,
 }
 
+impl HistogramSnapshot {
+    /// Adds `other` (a histogram with the same buckets) into this one.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        for ((_, total), (_, count)) in self.buckets.iter_mut().zip(&other.buckets) {
+            *total = total.saturating_add(*count);
+        }
+        self.sum += other.sum;
+        self.count = self.count.saturating_add(other.count);
+    }
+}
+
 impl Histogram {
     pub(crate) fn new(bounds: &'static [f64], scale: f64) -> Self {
         Self {

@@ -113,6 +113,7 @@ impl Node {
             }));
         }
         remove_orphans(&config.data_dir, &catalog);
+        let pipelines = crate::transforms::Registry::load(meta.load_pipelines()?);
 
         // Bind every listener before starting anything, so a busy port fails the start
         // cleanly; the admin port first, so that no Kafka client is accepted (and then
@@ -147,6 +148,7 @@ impl Node {
             identity.producer_id_block_end,
             stop_rx,
         ));
+        *shared.pipelines_mut() = pipelines;
         let mut senders = Vec::with_capacity(shards);
         let mut receivers = Vec::with_capacity(shards);
         for _ in 0..shards {

@@ -58,6 +58,10 @@ pub(crate) struct NodeShared {
     pub(crate) member_id_seed: u64,
     /// Each shard's counters, indexed by shard id.
     pub(crate) metrics: crate::metrics::NodeMetrics,
+    /// Deployed pipelines.
+    pub(crate) pipelines: RwLock<crate::transforms::Registry>,
+    /// Bumped on every change of `pipelines`, so shards reconcile their tasks.
+    pub(crate) pipelines_version: watch::Sender<u64>,
 }
 
 /// The shard went away (node shutting down) before answering.
@@ -88,6 +92,8 @@ impl NodeShared {
                 block_end: producer_id_block_end,
             }),
             metrics: crate::metrics::NodeMetrics::new(config.smp.get()),
+            pipelines: RwLock::new(crate::transforms::Registry::default()),
+            pipelines_version: watch::Sender::new(0),
             config,
             shutdown,
         }
@@ -103,6 +109,21 @@ impl NodeShared {
 
     pub(crate) fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
         self.catalog.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn pipelines(&self) -> std::sync::RwLockReadGuard<'_, crate::transforms::Registry> {
+        self.pipelines.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn pipelines_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, crate::transforms::Registry> {
+        self.pipelines.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells every shard the pipelines changed.
+    pub(crate) fn pipelines_changed(&self) {
+        self.pipelines_version.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -196,6 +217,8 @@ pub(crate) struct Shard {
     coordinators: RefCell<HashMap<i32, Rc<CoordinatorHost>>>,
     connections: Cell<usize>,
     connections_closed: Notify,
+    /// Pipeline tasks running on this shard.
+    pub(crate) transforms: crate::transforms::ShardTransforms,
 }
 
 impl Shard {
@@ -452,6 +475,7 @@ async fn shard_main(start: ShardStart) {
         coordinators: RefCell::new(HashMap::new()),
         connections: Cell::new(0),
         connections_closed: Notify::new(),
+        transforms: crate::transforms::ShardTransforms::default(),
     });
     let topics = node.catalog().topics();
     for topic in &topics {
@@ -479,6 +503,8 @@ async fn shard_main(start: ShardStart) {
             task(&task_shard);
         }
     });
+
+    tokio::task::spawn_local(crate::transforms::supervise(shard.clone()));
 
     let housekeeping_shard = shard.clone();
     tokio::task::spawn_local(async move {

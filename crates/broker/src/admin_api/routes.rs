@@ -28,6 +28,16 @@ pub(crate) enum Route {
     Partition(String, i32),
     NodeConfig,
     Metrics,
+    /// `GET /v1/transforms`.
+    Transforms,
+    /// `GET /v1/transforms/{name}`.
+    DescribeTransform(String),
+    /// `PUT /v1/transforms/{name}` (spec TOML in the body).
+    DeployTransform(String),
+    /// `DELETE /v1/transforms/{name}`.
+    DeleteTransform(String),
+    /// `POST /v1/transforms/{name}/pause` and `/resume`.
+    PauseTransform(String, bool),
 }
 
 /// Maps a method and path to a route: 404 for an unknown path, 405 for a known path
@@ -55,6 +65,22 @@ pub(crate) fn route(method: &str, path: &str) -> Result<Route, HttpError> {
         }
         ["v1", "node_config"] => Some(Route::NodeConfig),
         ["metrics"] => Some(Route::Metrics),
+        ["v1", "transforms"] => Some(Route::Transforms),
+        ["v1", "transforms", name] if !name.is_empty() => {
+            let name = (*name).to_owned();
+            return match method {
+                "GET" => Ok(Route::DescribeTransform(name)),
+                "PUT" => Ok(Route::DeployTransform(name)),
+                "DELETE" => Ok(Route::DeleteTransform(name)),
+                _ => Err(HttpError::new(405, format!("method {method} not allowed on {path}"))),
+            };
+        }
+        ["v1", "transforms", name, action @ ("pause" | "resume")] if !name.is_empty() => {
+            if method != "POST" {
+                return Err(HttpError::new(405, format!("method {method} not allowed on {path}")));
+            }
+            return Ok(Route::PauseTransform((*name).to_owned(), *action == "pause"));
+        }
         _ => None,
     };
     let Some(found) = found else {
@@ -70,8 +96,25 @@ pub(crate) fn route(method: &str, path: &str) -> Result<Route, HttpError> {
 }
 
 /// Answers a routed request.
-pub(crate) async fn serve(state: &Arc<AdminState>, route: Route) -> Response {
+pub(crate) async fn serve(state: &Arc<AdminState>, route: Route, body: Vec<u8>) -> Response {
+    use crate::transforms::deploy;
+    let answer = |result: Result<Value, deploy::Refused>| match result {
+        Ok(value) => Response::json(200, &value),
+        Err(refused) => Response::error(&HttpError::new(refused.status, refused.message)),
+    };
     match route {
+        Route::Transforms => Response::json(200, &deploy::list(&state.node).await),
+        Route::DescribeTransform(name) => answer(deploy::describe(&state.node, &name).await),
+        Route::DeployTransform(name) => {
+            let Ok(source) = String::from_utf8(body) else {
+                return Response::error(&HttpError::new(400, "the spec is not UTF-8"));
+            };
+            answer(deploy::deploy(&state.node, &name, source).await)
+        }
+        Route::DeleteTransform(name) => answer(deploy::delete(&state.node, &name).await),
+        Route::PauseTransform(name, paused) => {
+            answer(deploy::set_paused(&state.node, &name, paused).await)
+        }
         Route::Ready => {
             if state.is_ready() {
                 Response::json(200, &json!({ "status": "ready" }))
@@ -287,21 +330,21 @@ mod tests {
     #[test]
     fn readiness_is_503_until_ready_and_again_at_shutdown() {
         let (booting, _stop) = state(false);
-        let response = block_on(serve(&booting, Route::Ready));
+        let response = block_on(serve(&booting, Route::Ready, Vec::new()));
         assert_eq!(response.status, 503);
         assert_eq!(response.body, r#"{"status":"booting"}"#);
         let (ready, stop) = state(true);
-        assert_eq!(block_on(serve(&ready, Route::Ready)).status, 200);
-        assert_eq!(block_on(serve(&ready, Route::Live)).status, 200);
+        assert_eq!(block_on(serve(&ready, Route::Ready, Vec::new())).status, 200);
+        assert_eq!(block_on(serve(&ready, Route::Live, Vec::new())).status, 200);
         stop.send(true).unwrap();
-        assert_eq!(block_on(serve(&ready, Route::Ready)).status, 503);
-        assert_eq!(block_on(serve(&ready, Route::Live)).status, 200);
+        assert_eq!(block_on(serve(&ready, Route::Ready, Vec::new())).status, 503);
+        assert_eq!(block_on(serve(&ready, Route::Live, Vec::new())).status, 200);
     }
 
     #[test]
     fn node_config_uses_node_toml_keys() {
         let (state, _stop) = state(true);
-        let response = block_on(serve(&state, Route::NodeConfig));
+        let response = block_on(serve(&state, Route::NodeConfig, Vec::new()));
         let json: Value = serde_json::from_str(&response.body).unwrap();
         assert_eq!(json["kafka_addr"], "127.0.0.1:9092");
         assert_eq!(json["admin_addr"], "127.0.0.1:9644");

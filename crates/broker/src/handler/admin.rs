@@ -9,13 +9,14 @@ use uuid::Uuid;
 
 use super::RequestContext;
 use crate::catalog::{PartitionShared, Topic, owner_shard};
+use crate::shard::NodeShared;
 use crate::topic_config::TopicConfig;
 
 /// A refused admin operation: the Kafka error and the message to send with it.
 #[derive(Debug, Clone)]
-pub(super) struct AdminError {
-    pub(super) code: ResponseError,
-    pub(super) message: String,
+pub(crate) struct AdminError {
+    pub(crate) code: ResponseError,
+    pub(crate) message: String,
 }
 
 impl AdminError {
@@ -55,10 +56,10 @@ pub(super) fn validate_topic_name(name: &str) -> Result<(), AdminError> {
 }
 
 /// What a validated CreateTopics entry would create.
-pub(super) struct TopicPlan {
-    pub(super) name: String,
-    pub(super) partitions: i32,
-    pub(super) config: TopicConfig,
+pub(crate) struct TopicPlan {
+    pub(crate) name: String,
+    pub(crate) partitions: i32,
+    pub(crate) config: TopicConfig,
 }
 
 /// Partitions one shard may own (Redpanda bounds this too: each partition costs open
@@ -118,7 +119,15 @@ pub(super) async fn create_topic(
     ctx: &RequestContext,
     plan: TopicPlan,
 ) -> Result<Arc<Topic>, AdminError> {
-    let node = ctx.node().clone();
+    create_topic_on(ctx.node(), plan).await
+}
+
+/// [`create_topic`] from anywhere (a shard or the admin thread).
+pub(crate) async fn create_topic_on(
+    node: &Arc<NodeShared>,
+    plan: TopicPlan,
+) -> Result<Arc<Topic>, AdminError> {
+    let node = node.clone();
     let _guard = node.admin_lock.lock().await;
     if let Some(existing) = node.topic(&plan.name) {
         return Err(AdminError::new(
@@ -143,7 +152,7 @@ pub(super) async fn create_topic(
         .store_topic(&topic.name, topic.id, plan.partitions, &topic.config)
         .map_err(|e| storage_error(&e))?;
     let owners: Vec<usize> = topic.partitions.iter().map(|p| p.shard).collect();
-    open_on_shards(ctx, &topic, owners)
+    open_on_shards(&node, &topic, owners)
         .await
         .map_err(|e| storage_error(&e.message))?;
     node.catalog_mut().insert(topic.clone());
@@ -154,7 +163,7 @@ pub(super) async fn create_topic(
 /// Opens the partitions of `topic` not opened yet on each of `shards` (duplicates are
 /// fine).
 async fn open_on_shards(
-    ctx: &RequestContext,
+    node: &Arc<NodeShared>,
     topic: &Arc<Topic>,
     mut shards: Vec<usize>,
 ) -> Result<(), AdminError> {
@@ -162,9 +171,8 @@ async fn open_on_shards(
     shards.dedup();
     for shard in shards {
         let for_shard = topic.clone();
-        let opened = ctx
-            .node()
-            .on_shard(&ctx.shard, shard, move |s| async move {
+        let opened = node
+            .ask_shard(shard, move |s| async move {
                 s.open_partitions_of(&for_shard).map_err(|e| e.to_string())
             })
             .await
@@ -322,7 +330,7 @@ pub(super) async fn add_partitions(
         .skip(usize::try_from(existing).unwrap_or(0))
         .map(|p| p.shard)
         .collect();
-    open_on_shards(ctx, &updated, new_owners).await?;
+    open_on_shards(ctx.node(), &updated, new_owners).await?;
     node.catalog_mut().insert(updated);
     info!(topic = %name, from = existing, to = count, "partitions added");
     Ok(())

@@ -86,6 +86,41 @@ pub(crate) const FAMILIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "High watermark minus the group's committed offset.",
     ),
+    (
+        TRANSFORM_IN,
+        Kind::Counter,
+        "Input records a pipeline processed, by pipeline.",
+    ),
+    (
+        TRANSFORM_OUT,
+        Kind::Counter,
+        "Records a pipeline wrote to its output topics, by pipeline.",
+    ),
+    (
+        TRANSFORM_DROPPED,
+        Kind::Counter,
+        "Records a pipeline step dropped on purpose (filtered, late, duplicate), by pipeline and step.",
+    ),
+    (
+        TRANSFORM_DEAD,
+        Kind::Counter,
+        "Records a pipeline could not process (sent to its dead-letter topic), by pipeline.",
+    ),
+    (
+        TRANSFORM_LAG,
+        Kind::Gauge,
+        "Input records a pipeline has not processed yet, by pipeline.",
+    ),
+    (
+        TRANSFORM_STATE,
+        Kind::Gauge,
+        "Entries of operator state (windows, remembered keys, table rows), by pipeline and step.",
+    ),
+    (
+        TRANSFORM_LATENCY,
+        Kind::Histogram,
+        "Time from a pipeline's read returning to its outputs written, by pipeline.",
+    ),
 ];
 
 const REQUESTS: &str = "sluice_kafka_requests_total";
@@ -102,6 +137,13 @@ const HWM: &str = "sluice_partition_high_watermark";
 const LOG_START: &str = "sluice_partition_log_start_offset";
 const LOG_SIZE: &str = "sluice_partition_size_bytes";
 const GROUP_LAG: &str = "sluice_group_lag_records";
+const TRANSFORM_IN: &str = "sluice_transform_records_in_total";
+const TRANSFORM_OUT: &str = "sluice_transform_records_out_total";
+const TRANSFORM_DROPPED: &str = "sluice_transform_records_dropped_total";
+const TRANSFORM_DEAD: &str = "sluice_transform_dead_letters_total";
+const TRANSFORM_LAG: &str = "sluice_transform_lag_records";
+const TRANSFORM_STATE: &str = "sluice_transform_state_entries";
+const TRANSFORM_LATENCY: &str = "sluice_transform_processing_duration_seconds";
 
 /// One partition as a scrape sees it.
 #[derive(Debug, Clone)]
@@ -124,6 +166,7 @@ pub(crate) struct ScrapeInput {
     pub(crate) shards: Vec<Arc<ShardMetrics>>,
     pub(crate) partitions: Vec<PartitionRow>,
     pub(crate) committed: Vec<CommittedOffset>,
+    pub(crate) transforms: Vec<crate::transforms::TaskSnapshot>,
 }
 
 /// The name of Kafka API `key` as Kafka spells it (`Produce`, `OffsetCommit`).
@@ -331,7 +374,77 @@ pub(crate) fn render(input: &ScrapeInput) -> String {
             fi(*lag),
         );
     }
+    render_transforms(&mut e, &input.transforms, &family);
     e.finish()
+}
+
+/// Per pipeline (and per step) sums over its tasks.
+fn render_transforms(
+    e: &mut Exposition,
+    tasks: &[crate::transforms::TaskSnapshot],
+    family: &dyn Fn(&mut Exposition, &str),
+) {
+    #[derive(Default)]
+    struct Sums {
+        records_in: u64,
+        records_out: u64,
+        dead: u64,
+        lag: i64,
+        latency: Option<super::HistogramSnapshot>,
+        steps: BTreeMap<String, (u64, usize)>,
+    }
+    let mut pipelines: BTreeMap<&str, Sums> = BTreeMap::new();
+    for task in tasks {
+        let sums = pipelines.entry(task.pipeline.as_str()).or_default();
+        sums.records_in += task.stats.records_in;
+        sums.records_out += task.stats.records_out;
+        sums.dead += task.stats.dead_letters;
+        sums.lag += task.stats.lag();
+        match &mut sums.latency {
+            Some(total) => total.merge(&task.latency),
+            None => sums.latency = Some(task.latency.clone()),
+        }
+        for step in &task.stats.steps {
+            let entry = sums.steps.entry(step.name.to_string()).or_default();
+            entry.0 += step.dropped;
+            entry.1 += step.state_entries;
+        }
+    }
+    family(e, TRANSFORM_IN);
+    for (name, s) in &pipelines {
+        e.sample(TRANSFORM_IN, &[("pipeline", name)], f(s.records_in));
+    }
+    family(e, TRANSFORM_OUT);
+    for (name, s) in &pipelines {
+        e.sample(TRANSFORM_OUT, &[("pipeline", name)], f(s.records_out));
+    }
+    family(e, TRANSFORM_DROPPED);
+    for (name, s) in &pipelines {
+        for (step, (dropped, _)) in &s.steps {
+            e.sample(TRANSFORM_DROPPED, &[("pipeline", name), ("step", step)], f(*dropped));
+        }
+    }
+    family(e, TRANSFORM_DEAD);
+    for (name, s) in &pipelines {
+        e.sample(TRANSFORM_DEAD, &[("pipeline", name)], f(s.dead));
+    }
+    family(e, TRANSFORM_LAG);
+    for (name, s) in &pipelines {
+        e.sample(TRANSFORM_LAG, &[("pipeline", name)], fi(s.lag));
+    }
+    family(e, TRANSFORM_STATE);
+    for (name, s) in &pipelines {
+        for (step, (_, entries)) in &s.steps {
+            let entries = u64::try_from(*entries).unwrap_or(u64::MAX);
+            e.sample(TRANSFORM_STATE, &[("pipeline", name), ("step", step)], f(entries));
+        }
+    }
+    family(e, TRANSFORM_LATENCY);
+    for (name, s) in &pipelines {
+        if let Some(latency) = &s.latency {
+            e.histogram(TRANSFORM_LATENCY, &[("pipeline", name)], latency);
+        }
+    }
 }
 
 /// Gathers a scrape of `node`: counters read directly, log sizes and committed offsets
@@ -376,6 +489,7 @@ pub(crate) async fn gather(node: &Arc<NodeShared>) -> ScrapeInput {
         shards: node.metrics.shards.clone(),
         partitions,
         committed,
+        transforms: crate::transforms::deploy::task_snapshots(node, None).await,
     }
 }
 
@@ -461,6 +575,7 @@ mod tests {
             shards: vec![Arc::new(ShardMetrics::new())],
             partitions,
             committed,
+            transforms: Vec::new(),
         });
         let topics: BTreeSet<&str> = text
             .lines()
