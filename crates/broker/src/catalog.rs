@@ -370,7 +370,11 @@ impl MetaStore {
             path: self.pipelines_dir(),
             reason: e.to_string(),
         })?;
-        write_atomically(&self.pipelines_dir(), &format!("{name}.toml"), text.as_bytes())
+        write_atomically(
+            &self.pipelines_dir(),
+            &format!("{name}.toml"),
+            text.as_bytes(),
+        )
     }
 
     /// Forgets a deployed pipeline.

@@ -123,7 +123,8 @@ impl NodeShared {
 
     /// Tells every shard the pipelines changed.
     pub(crate) fn pipelines_changed(&self) {
-        self.pipelines_version.send_modify(|v| *v = v.wrapping_add(1));
+        self.pipelines_version
+            .send_modify(|v| *v = v.wrapping_add(1));
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {

@@ -238,10 +238,7 @@ fn reconcile(shard: &Rc<Shard>) {
     }
     let mut running = shard.transforms.running.borrow_mut();
     running.retain(|key, task| {
-        let keep = wanted
-            .get(key)
-            .is_some_and(|d| d.id() == task.id)
-            && !task.handle.is_finished();
+        let keep = wanted.get(key).is_some_and(|d| d.id() == task.id) && !task.handle.is_finished();
         if !keep {
             task.handle.abort();
         }

@@ -161,7 +161,12 @@ impl Chain {
     }
 
     /// Gives `record` to step `index` (or to the output after the last step).
-    fn push(&mut self, index: usize, record: Record, out: &mut Vec<Output>) -> Result<(), ChainError> {
+    fn push(
+        &mut self,
+        index: usize,
+        record: Record,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ChainError> {
         let Some(step) = self.steps.get_mut(index) else {
             if let Some(topic) = &self.output {
                 out.push(Output {
@@ -196,7 +201,12 @@ impl Chain {
     }
 
     /// Sends what step `index` emitted onwards.
-    fn deliver(&mut self, index: usize, emit: Emit, out: &mut Vec<Output>) -> Result<(), ChainError> {
+    fn deliver(
+        &mut self,
+        index: usize,
+        emit: Emit,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ChainError> {
         let Some(step) = self.steps.get_mut(index) else {
             return Ok(());
         };

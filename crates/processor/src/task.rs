@@ -509,8 +509,8 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
             self.sink.write(pending).await?;
         }
         let latency = started.elapsed();
-        let checkpointed = self.last_checkpoint.elapsed() >= self.checkpoint_interval
-            && self.replay.is_empty();
+        let checkpointed =
+            self.last_checkpoint.elapsed() >= self.checkpoint_interval && self.replay.is_empty();
         if checkpointed {
             self.checkpoint().await?;
         }
@@ -615,9 +615,7 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
             event_time: input.timestamp,
         };
         if let EventTime::Field(expr) = &self.spec.time {
-            let time = expr
-                .eval(&record)
-                .map_err(|e| format!("event time: {e}"))?;
+            let time = expr.eval(&record).map_err(|e| format!("event time: {e}"))?;
             record.event_time = event_time_ms(&time).ok_or_else(|| {
                 format!(
                     "event time `{}` is {time}, not milliseconds since the epoch",
@@ -629,7 +627,13 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
     }
 
     /// Queues the input record for the dead-letter topic with why it failed.
-    fn dead_letter(&mut self, input: &InputRecord, step: Option<&str>, reason: &str, out: &mut Vec<Output>) {
+    fn dead_letter(
+        &mut self,
+        input: &InputRecord,
+        step: Option<&str>,
+        reason: &str,
+        out: &mut Vec<Output>,
+    ) {
         self.stats.dead_letters += 1;
         let Some(topic) = &self.dead_letter else {
             return;
@@ -639,7 +643,10 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
             .iter()
             .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
             .collect();
-        headers.push((ERROR_HEADER.to_owned(), Some(Bytes::from(reason.to_owned()))));
+        headers.push((
+            ERROR_HEADER.to_owned(),
+            Some(Bytes::from(reason.to_owned())),
+        ));
         if let Some(step) = step {
             headers.push((STEP_HEADER.to_owned(), Some(Bytes::from(step.to_owned()))));
         }

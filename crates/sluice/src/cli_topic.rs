@@ -548,7 +548,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-
 async fn produce(
     client: &mut Client,
     args: ProduceArgs,

@@ -7,6 +7,7 @@ mod cli_cluster;
 mod cli_dev;
 mod cli_group;
 mod cli_topic;
+mod cli_transform;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     Cluster(cli_cluster::ClusterArgs),
     /// Run a local cluster for development.
     Dev(cli_dev::DevArgs),
+    /// Deploy, list, describe, pause, resume and delete pipelines.
+    Transform(cli_transform::TransformArgs),
 }
 
 /// Admin output piped into `head` should end quietly, as with other Unix tools, rather
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Group(args) => cli_group::run(&cli.global, args),
         Command::Cluster(args) => cli_cluster::run(&cli.global, args),
         Command::Dev(args) => cli_dev::run(&cli.global, args),
+        Command::Transform(args) => cli_transform::run(&cli.global, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

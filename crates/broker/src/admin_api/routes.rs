@@ -72,14 +72,23 @@ pub(crate) fn route(method: &str, path: &str) -> Result<Route, HttpError> {
                 "GET" => Ok(Route::DescribeTransform(name)),
                 "PUT" => Ok(Route::DeployTransform(name)),
                 "DELETE" => Ok(Route::DeleteTransform(name)),
-                _ => Err(HttpError::new(405, format!("method {method} not allowed on {path}"))),
+                _ => Err(HttpError::new(
+                    405,
+                    format!("method {method} not allowed on {path}"),
+                )),
             };
         }
         ["v1", "transforms", name, action @ ("pause" | "resume")] if !name.is_empty() => {
             if method != "POST" {
-                return Err(HttpError::new(405, format!("method {method} not allowed on {path}")));
+                return Err(HttpError::new(
+                    405,
+                    format!("method {method} not allowed on {path}"),
+                ));
             }
-            return Ok(Route::PauseTransform((*name).to_owned(), *action == "pause"));
+            return Ok(Route::PauseTransform(
+                (*name).to_owned(),
+                *action == "pause",
+            ));
         }
         _ => None,
     };
@@ -334,10 +343,16 @@ mod tests {
         assert_eq!(response.status, 503);
         assert_eq!(response.body, r#"{"status":"booting"}"#);
         let (ready, stop) = state(true);
-        assert_eq!(block_on(serve(&ready, Route::Ready, Vec::new())).status, 200);
+        assert_eq!(
+            block_on(serve(&ready, Route::Ready, Vec::new())).status,
+            200
+        );
         assert_eq!(block_on(serve(&ready, Route::Live, Vec::new())).status, 200);
         stop.send(true).unwrap();
-        assert_eq!(block_on(serve(&ready, Route::Ready, Vec::new())).status, 503);
+        assert_eq!(
+            block_on(serve(&ready, Route::Ready, Vec::new())).status,
+            503
+        );
         assert_eq!(block_on(serve(&ready, Route::Live, Vec::new())).status, 200);
     }
 

@@ -421,7 +421,11 @@ fn render_transforms(
     family(e, TRANSFORM_DROPPED);
     for (name, s) in &pipelines {
         for (step, (dropped, _)) in &s.steps {
-            e.sample(TRANSFORM_DROPPED, &[("pipeline", name), ("step", step)], f(*dropped));
+            e.sample(
+                TRANSFORM_DROPPED,
+                &[("pipeline", name), ("step", step)],
+                f(*dropped),
+            );
         }
     }
     family(e, TRANSFORM_DEAD);
@@ -436,7 +440,11 @@ fn render_transforms(
     for (name, s) in &pipelines {
         for (step, (_, entries)) in &s.steps {
             let entries = u64::try_from(*entries).unwrap_or(u64::MAX);
-            e.sample(TRANSFORM_STATE, &[("pipeline", name), ("step", step)], f(entries));
+            e.sample(
+                TRANSFORM_STATE,
+                &[("pipeline", name), ("step", step)],
+                f(entries),
+            );
         }
     }
     family(e, TRANSFORM_LATENCY);

@@ -53,7 +53,10 @@ fn check_topics(node: &NodeShared, spec: &PipelineSpec) -> Result<(), Refused> {
     for (i, input) in spec.inputs.iter().enumerate() {
         if missing(input) {
             let line = spec.lines.inputs.get(i).copied().unwrap_or(1);
-            return Err(Refused::at(line, format!("input topic `{input}` does not exist; {hint}")));
+            return Err(Refused::at(
+                line,
+                format!("input topic `{input}` does not exist; {hint}"),
+            ));
         }
         if spec.output_topics().contains(input) {
             let line = spec.lines.inputs.get(i).copied().unwrap_or(1);
@@ -83,7 +86,10 @@ fn check_topics(node: &NodeShared, spec: &PipelineSpec) -> Result<(), Refused> {
         if let Some(to) = &step.to
             && missing(to)
         {
-            return Err(Refused::at(step.line, format!("topic `{to}` does not exist; {hint}")));
+            return Err(Refused::at(
+                step.line,
+                format!("topic `{to}` does not exist; {hint}"),
+            ));
         }
         match &step.kind {
             StepKind::Route(rules) => {
@@ -145,7 +151,10 @@ async fn ensure_topic(
         Ok(_) => Ok(()),
         // Created meanwhile by someone else.
         Err(_) if node.topic(name).is_some() => Ok(()),
-        Err(e) => Err(Refused::new(500, format!("cannot create topic {name}: {}", e.message))),
+        Err(e) => Err(Refused::new(
+            500,
+            format!("cannot create topic {name}: {}", e.message),
+        )),
     }
 }
 
@@ -223,11 +232,18 @@ fn store(node: &NodeShared, deployed: &Deployed) -> Result<(), Refused> {
 }
 
 fn not_found(name: &str) -> Refused {
-    Refused::new(404, format!("no pipeline named {name} (see sluice transform list)"))
+    Refused::new(
+        404,
+        format!("no pipeline named {name} (see sluice transform list)"),
+    )
 }
 
 /// Pauses or resumes a pipeline; resuming continues from its checkpoints.
-pub(crate) async fn set_paused(node: &Arc<NodeShared>, name: &str, paused: bool) -> Result<Value, Refused> {
+pub(crate) async fn set_paused(
+    node: &Arc<NodeShared>,
+    name: &str,
+    paused: bool,
+) -> Result<Value, Refused> {
     let _guard = node.admin_lock.lock().await;
     let current = node.pipelines().get(name).ok_or_else(|| not_found(name))?;
     let updated = Arc::new(Deployed {
@@ -250,7 +266,10 @@ pub(crate) async fn set_paused(node: &Arc<NodeShared>, name: &str, paused: bool)
 pub(crate) async fn delete(node: &Arc<NodeShared>, name: &str) -> Result<Value, Refused> {
     let removed = {
         let _guard = node.admin_lock.lock().await;
-        let removed = node.pipelines_mut().remove(name).ok_or_else(|| not_found(name))?;
+        let removed = node
+            .pipelines_mut()
+            .remove(name)
+            .ok_or_else(|| not_found(name))?;
         node.meta
             .remove_pipeline(name)
             .map_err(|e| Refused::new(500, format!("cannot remove pipeline: {e}")))?;
@@ -269,12 +288,17 @@ pub(crate) async fn delete(node: &Arc<NodeShared>, name: &str) -> Result<Value, 
 }
 
 /// Task views of `name` (all pipelines when `None`) from every shard.
-pub(crate) async fn task_snapshots(node: &Arc<NodeShared>, name: Option<&str>) -> Vec<TaskSnapshot> {
+pub(crate) async fn task_snapshots(
+    node: &Arc<NodeShared>,
+    name: Option<&str>,
+) -> Vec<TaskSnapshot> {
     let mut all = Vec::new();
     for shard in 0..node.shard_count() {
         let name = name.map(str::to_owned);
         if let Ok(views) = node
-            .ask_shard(shard, move |s| async move { s.transforms.views(name.as_deref()) })
+            .ask_shard(shard, move |s| async move {
+                s.transforms.views(name.as_deref())
+            })
             .await
         {
             all.extend(views);
@@ -319,8 +343,11 @@ pub(crate) async fn list(node: &Arc<NodeShared>) -> Value {
         pipelines
             .iter()
             .map(|p| {
-                let mine: Vec<TaskSnapshot> =
-                    tasks.iter().filter(|t| t.pipeline == p.name).cloned().collect();
+                let mine: Vec<TaskSnapshot> = tasks
+                    .iter()
+                    .filter(|t| t.pipeline == p.name)
+                    .cloned()
+                    .collect();
                 let t = totals(&mine);
                 json!({
                     "name": p.name,

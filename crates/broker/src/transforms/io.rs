@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_processor::spec::StartFrom;
 use sluice_processor::task::{
-    CheckpointStore, InputRecord, IoError, Origin, OutputRecord, ReadBatch, Sink, Source,
-    SourceError, TableRead, parse_origin, ORIGIN_HEADER,
+    CheckpointStore, InputRecord, IoError, ORIGIN_HEADER, Origin, OutputRecord, ReadBatch, Sink,
+    Source, SourceError, TableRead, parse_origin,
 };
 use sluice_protocol::partitioner::partition_for_key;
 use sluice_protocol::record::{
@@ -141,7 +141,9 @@ fn append_here(partition: &PartitionRef, batches: Vec<Bytes>, now_ms: i64) -> Re
 }
 
 /// Record batches of `records`, in order, each within the size limits.
-fn build_batches<'a>(records: impl Iterator<Item = &'a OutputRecord>) -> Result<Vec<Bytes>, IoError> {
+fn build_batches<'a>(
+    records: impl Iterator<Item = &'a OutputRecord>,
+) -> Result<Vec<Bytes>, IoError> {
     let mut batches = Vec::new();
     let mut builder = RecordBatchBuilder::new(Compression::None);
     for record in records {
@@ -229,7 +231,12 @@ impl LocalSource {
     fn input(&self) -> Result<PartitionRef, IoError> {
         self.shard
             .partition(&self.topic, self.partition)
-            .ok_or_else(|| IoError(format!("partition {}/{} is not open here", self.topic, self.partition)))
+            .ok_or_else(|| {
+                IoError(format!(
+                    "partition {}/{} is not open here",
+                    self.topic, self.partition
+                ))
+            })
     }
 }
 
@@ -248,7 +255,11 @@ impl Source for LocalSource {
             let (start, end, synced) = {
                 let p = partition.borrow();
                 let log = p.log();
-                (log.log_start_offset(), log.log_end_offset(), log.synced_offset())
+                (
+                    log.log_start_offset(),
+                    log.log_end_offset(),
+                    log.synced_offset(),
+                )
             };
             if from < start {
                 return Err(SourceError::OutOfRange { log_start: start });
@@ -265,7 +276,9 @@ impl Source for LocalSource {
             if from < end {
                 // Records not durable yet: a pipeline reads only what a crash cannot
                 // take back, so make them durable (one group-commit fsync).
-                crate::flush::wait_synced(&partition, end).await.map_err(io)?;
+                crate::flush::wait_synced(&partition, end)
+                    .await
+                    .map_err(io)?;
                 continue;
             }
             tokio::select! {
@@ -300,7 +313,8 @@ impl Source for LocalSource {
                 .and_then(|i| positions.get(i))
                 .copied()
                 .unwrap_or(0);
-            let (records, next) = scan_partition(&self.node, &self.shard, topic, index, from).await?;
+            let (records, next) =
+                scan_partition(&self.node, &self.shard, topic, index, from).await?;
             read.updates.extend(
                 records
                     .into_iter()
@@ -367,7 +381,11 @@ impl Sink for LocalSink {
             .node
             .topic(topic)
             .ok_or_else(|| IoError(format!("output topic {topic} does not exist")))?;
-        Ok(topic.partitions.iter().map(|p| p.high_watermark()).collect())
+        Ok(topic
+            .partitions
+            .iter()
+            .map(|p| p.high_watermark())
+            .collect())
     }
 
     async fn last_origin(
@@ -406,14 +424,18 @@ impl ChangelogStore {
             .topic(CHANGELOG_TOPIC)
             .map(|t| t.partitions.len())
             .ok_or_else(|| IoError(format!("{CHANGELOG_TOPIC} does not exist")))?;
-        Ok(partition_for_key(&self.key, i32::try_from(count).unwrap_or(i32::MAX)))
+        Ok(partition_for_key(
+            &self.key,
+            i32::try_from(count).unwrap_or(i32::MAX),
+        ))
     }
 }
 
 impl CheckpointStore for ChangelogStore {
     async fn load(&mut self) -> Result<Option<Bytes>, IoError> {
         let index = self.partition()?;
-        let (records, _) = scan_partition(&self.node, &self.shard, CHANGELOG_TOPIC, index, 0).await?;
+        let (records, _) =
+            scan_partition(&self.node, &self.shard, CHANGELOG_TOPIC, index, 0).await?;
         Ok(records
             .into_iter()
             .filter(|r| r.key.as_ref() == Some(&self.key))
