@@ -23,3 +23,4 @@ mod produce_consume;
 mod python;
 mod records;
 mod runtime;
+mod transforms;
