@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sluice_processor::spec::{PipelineSpec, SpecError, StepKind};
+use bytes::Bytes;
+use sluice_processor::spec::{Format, PipelineSpec, SpecError, StepKind};
 use tracing::info;
 
 use super::io::CHANGELOG_TOPIC;
@@ -126,6 +127,41 @@ fn check_topics(node: &NodeShared, spec: &PipelineSpec) -> Result<(), Refused> {
     Ok(())
 }
 
+/// Records sampled from the end of each input partition to see whether it holds JSON.
+const SAMPLE_RECORDS: i64 = 10;
+
+/// An input that needs JSON (format = "json") but whose latest records are all
+/// something else is refused at deploy, pointing at the input; a stray bad record is
+/// not (it goes to the dead-letter topic at run time).
+async fn check_inputs_are_json(node: &Arc<NodeShared>, spec: &PipelineSpec) -> Result<(), Refused> {
+    if spec.format != Format::Json {
+        return Ok(());
+    }
+    for (i, input) in spec.inputs.iter().enumerate() {
+        let values: Vec<Bytes> = super::io::tail_values(node, input, SAMPLE_RECORDS)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let json = values
+            .iter()
+            .filter(|v| serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok())
+            .count();
+        if !values.is_empty() && json == 0 {
+            let line = spec.lines.inputs.get(i).copied().unwrap_or(1);
+            let example = String::from_utf8_lossy(values.last().map_or(&[][..], |v| &v[..v.len().min(40)])).into_owned();
+            return Err(Refused::at(
+                line,
+                format!(
+                    "input topic `{input}` does not hold JSON (none of its last {} records parse, e.g. {example:?}); set format = \"bytes\" to read raw values",
+                    values.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Creates an internal topic unless it exists.
 async fn ensure_topic(
     node: &Arc<NodeShared>,
@@ -173,16 +209,16 @@ pub(crate) async fn deploy(
     }
     let default_dlq = spec.dead_letter.is_none();
     default_dead_letter(&mut spec);
+    // Check everything before creating anything; the default dead-letter topic is the
+    // one topic a deploy creates.
+    let mut checked = spec.clone();
     if default_dlq {
-        if let Some(dlq) = spec.dead_letter.clone() {
-            // Check the rest first, with the dead-letter topic set aside.
-            let mut without = spec.clone();
-            without.dead_letter = None;
-            check_topics(node, &without)?;
-            ensure_topic(node, &dlq, 1, &[]).await?;
-        }
-    } else {
-        check_topics(node, &spec)?;
+        checked.dead_letter = None;
+    }
+    check_topics(node, &checked)?;
+    check_inputs_are_json(node, &spec).await?;
+    if default_dlq && let Some(dlq) = &spec.dead_letter {
+        ensure_topic(node, dlq, 1, &[]).await?;
     }
     ensure_topic(
         node,

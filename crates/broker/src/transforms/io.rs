@@ -481,3 +481,35 @@ pub(crate) async fn forget_checkpoints(node: &Arc<NodeShared>, here: &Rc<Shard>,
         }
     }
 }
+
+/// Values of the last `count` records (at most) of each partition of `topic`, asked of
+/// each owner shard from anywhere.
+pub(crate) async fn tail_values(node: &Arc<NodeShared>, topic: &str, count: i64) -> Vec<Option<Bytes>> {
+    let Some(found) = node.topic(topic) else {
+        return Vec::new();
+    };
+    let mut values = Vec::new();
+    for (index, shared) in found.partitions.iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        let name = topic.to_owned();
+        let read = node
+            .ask_shard(shared.shard, move |shard| async move {
+                let partition = shard.partition(&name, index)?;
+                let p = partition.borrow();
+                let end = p.log().log_end_offset();
+                let from = (end - count).max(p.log().log_start_offset());
+                if from >= end {
+                    return Some(Vec::new());
+                }
+                let slice = p.read(from, SCAN_BYTES, true).ok()?;
+                decode_slice(&slice.bytes, from, end)
+                    .ok()
+                    .map(|(records, _)| records.into_iter().map(|r| r.value).collect::<Vec<_>>())
+            })
+            .await;
+        if let Ok(Some(read)) = read {
+            values.extend(read);
+        }
+    }
+    values
+}
