@@ -151,7 +151,9 @@ fn reference(all: &[Reading]) -> Expected {
                 let start = ts.div_euclid(TUMBLING_MS) * TUMBLING_MS;
                 let end = start + TUMBLING_MS;
                 if open(end, watermark) {
-                    let w = tumbling.entry((end, start, device.clone())).or_insert((0.0, 0));
+                    let w = tumbling
+                        .entry((end, start, device.clone()))
+                        .or_insert((0.0, 0));
                     w.0 += t;
                     w.1 += 1;
                 }
@@ -160,7 +162,9 @@ fn reference(all: &[Reading]) -> Expected {
                 while start <= last_start {
                     let end = start + HOP_SIZE_MS;
                     if open(end, watermark) {
-                        let m = hopping.entry((end, start, device.clone())).or_insert(f64::MIN);
+                        let m = hopping
+                            .entry((end, start, device.clone()))
+                            .or_insert(f64::MIN);
                         *m = m.max(t);
                     }
                     start += HOP_ADVANCE_MS;
@@ -195,11 +199,16 @@ fn reference(all: &[Reading]) -> Expected {
 async fn produce(broker: &Broker, readings: &[Reading]) {
     let producer = producer(
         &broker.bootstrap(),
-        &[("enable.idempotence", "true"), ("partitioner", "murmur2_random")],
+        &[
+            ("enable.idempotence", "true"),
+            ("partitioner", "murmur2_random"),
+        ],
     );
     let mut pending = Vec::new();
     for r in readings {
-        let record = FutureRecord::to("readings").key(&r.device).payload(&r.value);
+        let record = FutureRecord::to("readings")
+            .key(&r.device)
+            .payload(&r.value);
         pending.push(producer.send_result(record).expect("queue"));
     }
     for p in pending {
@@ -213,7 +222,8 @@ fn consume_all(broker: &Broker, topic: &str, partitions: i32, want: usize) -> Ve
     let c: BaseConsumer = consumer(&broker.bootstrap());
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut got = Vec::new();
@@ -243,18 +253,36 @@ fn deploy(broker: &Broker, dir: &std::path::Path) {
     let admin = broker.admin_addr().to_string();
     let out = sluice(
         broker,
-        &["transform", "deploy", file.to_str().unwrap(), "--admin-addr", &admin],
+        &[
+            "transform",
+            "deploy",
+            file.to_str().unwrap(),
+            "--admin-addr",
+            &admin,
+        ],
         None,
     );
     assert_success(&out, "transform deploy");
-    assert!(out.stdout.contains("deployed pipeline iot"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("deployed pipeline iot"),
+        "{}",
+        out.stdout
+    );
 }
 
 fn describe(broker: &Broker) -> Value {
     let admin = broker.admin_addr().to_string();
     let out = sluice(
         broker,
-        &["--format", "json", "transform", "describe", "iot", "--admin-addr", &admin],
+        &[
+            "--format",
+            "json",
+            "transform",
+            "describe",
+            "iot",
+            "--admin-addr",
+            &admin,
+        ],
         None,
     );
     assert_success(&out, "transform describe");
@@ -322,13 +350,24 @@ async fn iot_pipeline_is_exactly_right_across_a_sigkill() {
     want_avg.sort_by(order);
     assert_eq!(got_avg.len(), want_avg.len(), "number of 10 s averages");
     for (got, want) in got_avg.iter().zip(&want_avg) {
-        assert_eq!((&got.0, got.1, got.2, got.4), (&want.0, want.1, want.2, want.4));
-        assert!((got.3 - want.3).abs() < 1e-9, "average of {want:?}: got {}", got.3);
+        assert_eq!(
+            (&got.0, got.1, got.2, got.4),
+            (&want.0, want.1, want.2, want.4)
+        );
+        assert!(
+            (got.3 - want.3).abs() < 1e-9,
+            "average of {want:?}: got {}",
+            got.3
+        );
     }
     // Keyed by device: each device's windows are in one partition, in window order.
     for m in &avg {
         let key = m.key().unwrap_or_default();
-        assert_eq!(m.partition(), partition_for_key(key, 2), "output partitioned by key");
+        assert_eq!(
+            m.partition(),
+            partition_for_key(key, 2),
+            "output partitioned by key"
+        );
     }
 
     let max = consume_all(&broker, "readings-max", 2, expected.max.len());

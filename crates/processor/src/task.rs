@@ -718,7 +718,7 @@ fn event_time_ms(value: &Value) -> Option<i64> {
     let f = n.as_f64()?;
     // Event times are far inside i64's range; out-of-range floats are refused.
     #[allow(clippy::cast_possible_truncation)]
-    (f.is_finite() && f.abs() < 9.0e15).then(|| f as i64)
+    (f.is_finite() && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// A table value as JSON, or as a JSON string when it is not JSON.

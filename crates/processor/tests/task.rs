@@ -258,10 +258,16 @@ fn readings(seeds: &[(u8, u8, i16, u8)]) -> Vec<InputRecord> {
 }
 
 fn world(input: Vec<InputRecord>, read_records: usize) -> Rc<RefCell<World>> {
-    let partitions = [("alerts", 2), ("avg", 3), ("max", 1), ("dedup", 2), ("dlq", 1)]
-        .into_iter()
-        .map(|(t, n)| (t.to_owned(), n))
-        .collect();
+    let partitions = [
+        ("alerts", 2),
+        ("avg", 3),
+        ("max", 1),
+        ("dedup", 2),
+        ("dlq", 1),
+    ]
+    .into_iter()
+    .map(|(t, n)| (t.to_owned(), n))
+    .collect();
     Rc::new(RefCell::new(World {
         input,
         partitions,
@@ -377,7 +383,7 @@ proptest! {
 #[test]
 fn outputs_carry_origins_and_dead_letters_say_why() {
     let spec = Arc::new(PipelineSpec::parse(SPEC).expect("spec parses"));
-    let input = readings(&[(1, 1, 20, 0 + 23), (2, 1, 30, 23 * 2 + 2), (3, 1, 40, 2)]);
+    let input = readings(&[(1, 1, 20, 23), (2, 1, 30, 48), (3, 1, 40, 2)]);
     let w = world(input, 10);
     let mut task = task_of(&w, &spec);
     run_to_end(&mut task, &w).unwrap();

@@ -8,7 +8,7 @@ pub fn murmur2(data: &[u8]) -> u32 {
     let mut h: u32 = 0x9747_b28c ^ u32::try_from(data.len()).unwrap_or(u32::MAX);
     let mut chunks = data.chunks_exact(4);
     for c in chunks.by_ref() {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let mut k = u32::from_le_bytes(<[u8; 4]>::try_from(c).unwrap_or_default());
         k = k.wrapping_mul(M);
         k ^= k >> 24;
         k = k.wrapping_mul(M);
@@ -16,11 +16,11 @@ pub fn murmur2(data: &[u8]) -> u32 {
         h ^= k;
     }
     let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
+    if let Some(&b) = rest.get(2) {
+        h ^= u32::from(b) << 16;
     }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
+    if let Some(&b) = rest.get(1) {
+        h ^= u32::from(b) << 8;
     }
     if let Some(&b) = rest.first() {
         h ^= u32::from(b);

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use bytes::Bytes;
+use serde_json::{Value, json};
 use sluice_processor::spec::{Format, PipelineSpec, SpecError, StepKind};
 use tracing::info;
 
@@ -149,7 +149,9 @@ async fn check_inputs_are_json(node: &Arc<NodeShared>, spec: &PipelineSpec) -> R
             .count();
         if !values.is_empty() && json == 0 {
             let line = spec.lines.inputs.get(i).copied().unwrap_or(1);
-            let example = String::from_utf8_lossy(values.last().map_or(&[][..], |v| &v[..v.len().min(40)])).into_owned();
+            let example =
+                String::from_utf8_lossy(values.last().map_or(&[][..], |v| &v[..v.len().min(40)]))
+                    .into_owned();
             return Err(Refused::at(
                 line,
                 format!(

@@ -484,7 +484,11 @@ pub(crate) async fn forget_checkpoints(node: &Arc<NodeShared>, here: &Rc<Shard>,
 
 /// Values of the last `count` records (at most) of each partition of `topic`, asked of
 /// each owner shard from anywhere.
-pub(crate) async fn tail_values(node: &Arc<NodeShared>, topic: &str, count: i64) -> Vec<Option<Bytes>> {
+pub(crate) async fn tail_values(
+    node: &Arc<NodeShared>,
+    topic: &str,
+    count: i64,
+) -> Vec<Option<Bytes>> {
     let Some(found) = node.topic(topic) else {
         return Vec::new();
     };
