@@ -2,10 +2,52 @@
 //!
 //! Every error names the line (and column) of the file it comes from, so `sluice
 //! transform deploy` can point at it.
+//!
+//! # The format
+//!
+//! ```toml
+//! name = "iot-readings"          # required: [a-zA-Z0-9._-], 1 to 200 bytes
+//! inputs = ["readings"]          # required: one or more topics
+//! format = "json"                # "json" (default) | "bytes"
+//! time = "ts"                    # event time (ms) expression; default "timestamp" (the record's)
+//! start = "latest"               # "latest" (default) | "earliest": where a new pipeline starts
+//! output = "readings-clean"      # topic for what leaves the last step
+//! dead_letter = "readings-dlq"   # topic for records a step fails on
+//! checkpoint_interval = "1s"     # default 1s, from 10ms to 1h
+//!
+//! [[step]]                       # steps run in file order; each has exactly one operator
+//! name = "valid"                 # default "<index>-<operator>", e.g. "1-filter"; unique
+//! filter = "exists(device) && temperature > -40"
+//! to = "valid-readings"          # any step: a side output; the next step gets this step's input
+//! ```
+//!
+//! Operators (expressions are [`Expr`]s; fields are dotted paths such as `b.c`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `filter` | predicate |
+//! | `map` | `{ select = [fields], drop = [fields], rename = { from = "to" }, set = { field = expr }, key = expr, headers = { name = expr } }`, at least one |
+//! | `project` | `[fields]`: `map` with only `select` |
+//! | `key_by` | expression of the new key |
+//! | `window` | `{ type = "tumbling" \| "hopping" \| "session", size, advance (hopping, <= size), gap (session only), lateness = 0, emit = "close" \| "update" }`, with `aggregate = { field = "fn(expr)" }`, fn one of count() sum min max avg first last distinct_count |
+//! | `dedupe` | `{ by = expr (default: the key), within = duration }` |
+//! | `route` | `[{ when = predicate, to = topic, keep = false }, …]`, at least one rule |
+//! | `join` | `{ table = topic, on = expr (default: the key), into = field, max_entries = 100000 (1 to 10000000), missing = "keep" \| "drop" }` |
+//!
+//! Durations are `"250ms"`, `"10s"`, `"5m"`, `"1h"` or an integer of milliseconds, and
+//! more than 0 (`lateness` may be 0). Topic names follow Kafka's rules. With
+//! `format = "bytes"`, expressions that read the JSON value and steps that reshape it
+//! (`map` fields, `project`, `join`) are refused. A pipeline must write somewhere (an
+//! `output`, a side output or a route), and never to one of its inputs.
+
+mod parse;
+mod spanned;
 
 use std::sync::Arc;
 
 use crate::expr::Expr;
+
+pub use spanned::line_column;
 
 /// A deploy-time error: what is wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -262,12 +304,7 @@ impl PipelineSpec {
     /// # Errors
     /// [`SpecError`] at the first problem, with its line and column.
     pub fn parse(source: &str) -> Result<Self, SpecError> {
-        let _ = source;
-        Err(SpecError {
-            line: 1,
-            column: 1,
-            message: "pipeline specs are not implemented yet".to_owned(),
-        })
+        parse::parse(source)
     }
 
     /// Every topic the pipeline writes to: output, dead letter, side outputs and routes.
