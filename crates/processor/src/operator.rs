@@ -1,6 +1,24 @@
 //! Operators: one step of a pipeline. Each is deterministic — its outputs depend only on
 //! the records and watermarks it is given and on its state — so a pipeline replayed from
 //! a checkpoint produces exactly the outputs it produced the first time.
+//!
+//! No hash map's iteration order reaches an output: state lives in ordered maps, and
+//! windows close, identities expire and table rows are evicted in a defined order.
+//!
+//! Stateful operators (window, dedupe, join) snapshot everything that affects what they
+//! emit (open windows, the last watermark, arrival and update counters), so restoring a
+//! snapshot gives an operator that continues exactly as the original would. The
+//! `dropped` counters are metrics, like the chain's, and start again from zero.
+//!
+//! | step | module | state |
+//! |---|---|---|
+//! | `filter` | `filter.rs` | — |
+//! | `map` / `project` | `map.rs` | — |
+//! | `key_by` | `key_by.rs` | — |
+//! | `window` | `window.rs` (aggregates in `aggregate.rs`) | open windows |
+//! | `dedupe` | `dedupe.rs` | remembered identities |
+//! | `route` | `route.rs` | — |
+//! | `join` | `join.rs` | table rows |
 
 use std::sync::Arc;
 
@@ -10,6 +28,16 @@ use serde_json::Value;
 use crate::expr::EvalError;
 use crate::record::Record;
 use crate::spec::{Step, StepKind};
+
+mod aggregate;
+mod dedupe;
+mod filter;
+mod join;
+mod key_by;
+mod map;
+mod route;
+mod snapshot;
+mod window;
 
 /// Where an operator sends a record.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,24 +109,91 @@ pub trait Operator {
 
 /// The operator a step describes.
 pub fn build(step: &Step) -> Box<dyn Operator> {
-    let _ = &step.kind;
     match &step.kind {
-        StepKind::Filter(_)
-        | StepKind::Map(_)
-        | StepKind::KeyBy(_)
-        | StepKind::Window(_)
-        | StepKind::Dedupe(_)
-        | StepKind::Route(_)
-        | StepKind::Join(_) => Box::new(PassThrough),
+        StepKind::Filter(predicate) => Box::new(filter::Filter::new(predicate.clone())),
+        StepKind::Map(spec) => Box::new(map::Map::new(spec.clone())),
+        StepKind::KeyBy(key) => Box::new(key_by::KeyBy::new(key.clone())),
+        StepKind::Window(spec) => Box::new(window::Window::new(spec.clone())),
+        StepKind::Dedupe(spec) => Box::new(dedupe::Dedupe::new(spec.clone())),
+        StepKind::Route(rules) => Box::new(route::Route::new(rules)),
+        StepKind::Join(spec) => Box::new(join::Join::new(spec.clone())),
     }
 }
 
-/// Placeholder operator passing every record on.
-struct PassThrough;
+/// A key (or header value) computed by an expression: a JSON string becomes its UTF-8
+/// bytes, null the null key, anything else its compact canonical JSON text.
+fn key_from_value(value: Value) -> Option<Bytes> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(Bytes::from(text)),
+        other => Some(Bytes::from(canonical_json(&other))),
+    }
+}
 
-impl Operator for PassThrough {
-    fn on_record(&mut self, record: Record, out: &mut Vec<Emit>) -> Result<(), StepError> {
-        out.push(Emit::Next(record));
-        Ok(())
+/// Compact JSON text with object members sorted by name, so equal values give equal text
+/// whatever order their members were built in (identities, distinct values, keys).
+fn canonical_json(value: &Value) -> String {
+    let mut text = String::new();
+    write_canonical(value, &mut text);
+    text
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(members) => {
+            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (index, (name, member)) in sorted.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(name).unwrap_or_default());
+                out.push(':');
+                write_canonical(member, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_members_at_every_depth() {
+        let value = json!({"b": [1, {"z": null, "a": "x"}], "a": 1.5});
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":1.5,"b":[1,{"a":"x","z":null}]}"#
+        );
+    }
+
+    #[test]
+    fn keys_render_strings_raw_null_as_null_and_the_rest_as_json() {
+        assert_eq!(
+            key_from_value(json!("dev-1")),
+            Some(Bytes::from_static(b"dev-1"))
+        );
+        assert_eq!(key_from_value(Value::Null), None);
+        assert_eq!(key_from_value(json!(42)), Some(Bytes::from_static(b"42")));
+        assert_eq!(
+            key_from_value(json!({"b": 2, "a": [true]})),
+            Some(Bytes::from_static(br#"{"a":[true],"b":2}"#))
+        );
     }
 }
