@@ -448,7 +448,8 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
                 for table in self.spec.tables() {
                     self.tables.insert(table, Vec::new());
                 }
-                self.checkpoint().await?;
+                self.started = true;
+                self.save_checkpoint().await?;
             }
         }
         self.started = true;
@@ -512,7 +513,7 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
         let checkpointed =
             self.last_checkpoint.elapsed() >= self.checkpoint_interval && self.replay.is_empty();
         if checkpointed {
-            self.checkpoint().await?;
+            self.save_checkpoint().await?;
         }
         Ok(StepReport {
             records,
@@ -527,9 +528,19 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
     /// # Errors
     /// [`TaskError`] when the sink, source or store fails.
     pub async fn checkpoint(&mut self) -> Result<bool, TaskError> {
+        if !self.started {
+            // Never save over the stored checkpoint with a task that has not loaded it.
+            self.start().await?;
+        }
         if !self.replay.is_empty() {
             return Ok(false);
         }
+        self.save_checkpoint().await?;
+        Ok(true)
+    }
+
+    /// [`Task::checkpoint`] once the task has started and is not replaying.
+    async fn save_checkpoint(&mut self) -> Result<(), TaskError> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             self.sink.write(pending).await?;
@@ -562,7 +573,7 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
         self.store.save(Bytes::from(bytes)).await?;
         self.last_checkpoint = Instant::now();
         self.stats.checkpoints += 1;
-        Ok(true)
+        Ok(())
     }
 
     /// Runs one input record through the chain and queues what comes out.
