@@ -197,8 +197,12 @@ fn reference(all: &[Reading]) -> Expected {
 }
 
 async fn produce(broker: &Broker, readings: &[Reading]) {
+    produce_to(&broker.bootstrap(), readings).await;
+}
+
+async fn produce_to(bootstrap: &str, readings: &[Reading]) {
     let producer = producer(
-        &broker.bootstrap(),
+        bootstrap,
         &[
             ("enable.idempotence", "true"),
             ("partitioner", "murmur2_random"),
@@ -304,13 +308,18 @@ async fn iot_pipeline_is_exactly_right_across_a_sigkill() {
     let start_ts = 1_700_000_000_000;
     let first = readings(6_000, 0, start_ts);
     produce(&broker, &first).await;
-    // Kill while the pipeline is working through the first phase.
-    std::thread::sleep(Duration::from_millis(150));
+    // Kill while readings are still arriving and the pipeline is working on them; the
+    // idempotent producer retries across the restart.
+    let second = readings(6_000, 6_000, start_ts);
+    let producing = {
+        let bootstrap = broker.bootstrap();
+        let second = second.clone();
+        tokio::spawn(async move { produce_to(&bootstrap, &second).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     broker.sigkill();
     broker.restart();
-
-    let second = readings(6_000, 6_000, start_ts);
-    produce(&broker, &second).await;
+    producing.await.expect("producer task");
     // One reading per partition far ahead closes every window before it.
     let last_ts = start_ts + 12_000 * 50;
     let sentinels: Vec<Reading> = (0..INPUT_PARTITIONS)

@@ -131,13 +131,16 @@ fn append_here(partition: &PartitionRef, batches: Vec<Bytes>, now_ms: i64) -> Re
             bytes,
         });
     }
-    let mut p = partition.borrow_mut();
-    p.append(&valid, now_ms).map_err(io)?;
-    p.shared.add_bytes_in(bytes_in);
-    if p.flush_due(now_ms) {
+    let (end, flush_due) = {
+        let mut p = partition.borrow_mut();
+        p.append(&valid, now_ms).map_err(io)?;
+        p.shared.add_bytes_in(bytes_in);
+        (p.log().log_end_offset(), p.flush_due(now_ms))
+    };
+    if flush_due {
         crate::flush::request_sync(partition);
     }
-    Ok(p.log().log_end_offset())
+    Ok(end)
 }
 
 /// Record batches of `records`, in order, each within the size limits.
