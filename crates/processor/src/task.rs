@@ -457,7 +457,12 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
     }
 
     /// Reads once (waiting a while when there is nothing), processes and writes what it
-    /// read, and checkpoints when the interval has passed.
+    /// read, and checkpoints when the interval has passed. The next read waits for this
+    /// step's outputs to be written, so a slow output slows the task rather than growing
+    /// memory.
+    ///
+    /// Not cancel-safe: a task whose step was dropped midway must be dropped too and a
+    /// new one started, which resumes from the checkpoint (as after a crash).
     ///
     /// # Errors
     /// [`TaskError`] when reading, writing or checkpointing fails.

@@ -407,3 +407,117 @@ fn outputs_carry_origins_and_dead_letters_say_why() {
     assert_eq!(stats.records_in, 3);
     assert_eq!(stats.dead_letters, 1);
 }
+
+/// A sink that never finishes a write once stalled: the output is slower than the input.
+struct Stalling {
+    inner: Mem,
+    stalled: Rc<RefCell<bool>>,
+}
+
+impl Sink for Stalling {
+    async fn partitions(&mut self, topic: &str) -> Result<i32, IoError> {
+        self.inner.partitions(topic).await
+    }
+
+    async fn write(&mut self, records: Vec<OutputRecord>) -> Result<(), IoError> {
+        if *self.stalled.borrow() {
+            std::future::pending::<()>().await;
+        }
+        self.inner.write(records).await
+    }
+
+    async fn flush(&mut self) -> Result<(), IoError> {
+        self.inner.flush().await
+    }
+
+    async fn end_offsets(&mut self, topic: &str) -> Result<Vec<i64>, IoError> {
+        self.inner.end_offsets(topic).await
+    }
+
+    async fn last_origin(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        task: &str,
+    ) -> Result<Option<Origin>, IoError> {
+        self.inner.last_origin(topic, partition, from, task).await
+    }
+}
+
+/// A source that counts its reads.
+struct Counting {
+    inner: Mem,
+    reads: Rc<RefCell<usize>>,
+}
+
+impl Source for Counting {
+    async fn read(
+        &mut self,
+        from: i64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ReadBatch, SourceError> {
+        *self.reads.borrow_mut() += 1;
+        self.inner.read(from, max, wait).await
+    }
+
+    async fn start_offset(&mut self, from: StartFrom) -> Result<i64, IoError> {
+        self.inner.start_offset(from).await
+    }
+
+    async fn read_table(&mut self, topic: &str, positions: &[i64]) -> Result<TableRead, IoError> {
+        self.inner.read_table(topic, positions).await
+    }
+}
+
+#[test]
+fn a_stalled_output_stops_the_reading() {
+    let spec = Arc::new(PipelineSpec::parse(SPEC).expect("spec parses"));
+    let seeds: Vec<(u8, u8, i16, u8)> = (0..1000).map(|i| (i as u8 % 8, 3, 40, 2)).collect();
+    let w = world(readings(&seeds), 10);
+    let stalled = Rc::new(RefCell::new(true));
+    let reads = Rc::new(RefCell::new(0));
+    let mut task = Task::new(
+        TaskId {
+            pipeline: Arc::from("iot#1"),
+            topic: Arc::from("readings"),
+            partition: 0,
+        },
+        spec,
+        Counting {
+            inner: Mem(w.clone()),
+            reads: reads.clone(),
+        },
+        Stalling {
+            inner: Mem(w.clone()),
+            stalled: stalled.clone(),
+        },
+        Mem(w.clone()),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    {
+        let mut step = pin!(task.step());
+        for _ in 0..100 {
+            assert!(step.as_mut().poll(&mut cx).is_pending());
+        }
+    }
+    // One read of 10 records, then nothing more while its outputs cannot be written.
+    assert_eq!(*reads.borrow(), 1);
+    assert_eq!(task.stats().position, 10);
+    assert_eq!(
+        task.stats().lag(),
+        990,
+        "the lag shows how far behind it is"
+    );
+    // A cancelled step leaves the task unusable (as after a crash): start it again, and
+    // it resumes from its checkpoint.
+    drop(task);
+    *stalled.borrow_mut() = false;
+    let mut task = task_of(
+        &w,
+        &Arc::new(PipelineSpec::parse(SPEC).expect("spec parses")),
+    );
+    run_to_end(&mut task, &w).unwrap();
+    assert_eq!(task.stats().lag(), 0);
+}
