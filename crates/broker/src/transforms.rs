@@ -147,10 +147,13 @@ struct RunningTask {
     view: Rc<RefCell<TaskView>>,
 }
 
+/// A task by pipeline name, input topic and partition.
+type TaskKey = (String, Arc<str>, i32);
+
 /// The tasks one shard runs, by (pipeline, topic, partition).
 #[derive(Default)]
 pub(crate) struct ShardTransforms {
-    running: RefCell<HashMap<(String, Arc<str>, i32), RunningTask>>,
+    running: RefCell<HashMap<TaskKey, RunningTask>>,
 }
 
 impl ShardTransforms {
@@ -216,7 +219,7 @@ pub(crate) async fn supervise(shard: Rc<Shard>) {
 /// Starts wanted tasks that are not running and stops running ones no longer wanted.
 fn reconcile(shard: &Rc<Shard>) {
     let node = &shard.node;
-    let mut wanted: HashMap<(String, Arc<str>, i32), Arc<Deployed>> = HashMap::new();
+    let mut wanted: HashMap<TaskKey, Arc<Deployed>> = HashMap::new();
     for deployed in node.pipelines().all() {
         if deployed.paused {
             continue;

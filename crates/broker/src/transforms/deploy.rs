@@ -246,6 +246,10 @@ pub(crate) async fn deploy(
     store(node, &deployed)?;
     node.pipelines_mut().insert(deployed.clone());
     node.pipelines_changed();
+    drop(_guard);
+    if let Some(previous) = &previous {
+        forget(node, previous).await;
+    }
     info!(pipeline = %deployed.name, generation = deployed.generation, "pipeline deployed");
     Ok(json!({
         "name": deployed.name,
@@ -267,6 +271,18 @@ fn store(node: &NodeShared, deployed: &Deployed) -> Result<(), Refused> {
             },
         )
         .map_err(|e| Refused::new(500, format!("cannot store pipeline: {e}")))
+}
+
+/// Writes tombstones over the checkpoints of a deployment that is gone, so compaction
+/// drops them.
+async fn forget(node: &Arc<NodeShared>, gone: &Deployed) {
+    let keys = super::checkpoint_keys(node, gone);
+    let _ = node
+        .ask_shard(0, move |shard| async move {
+            let node = shard.node.clone();
+            super::io::forget_checkpoints(&node, &shard, keys).await;
+        })
+        .await;
 }
 
 fn not_found(name: &str) -> Refused {
@@ -314,13 +330,7 @@ pub(crate) async fn delete(node: &Arc<NodeShared>, name: &str) -> Result<Value, 
         removed
     };
     node.pipelines_changed();
-    let keys = super::checkpoint_keys(node, &removed);
-    let _ = node
-        .ask_shard(0, move |shard| async move {
-            let node = shard.node.clone();
-            super::io::forget_checkpoints(&node, &shard, keys).await;
-        })
-        .await;
+    forget(node, &removed).await;
     info!(pipeline = name, "pipeline deleted");
     Ok(json!({ "name": name, "deleted": true }))
 }

@@ -441,8 +441,7 @@ impl CheckpointStore for ChangelogStore {
             scan_partition(&self.node, &self.shard, CHANGELOG_TOPIC, index, 0).await?;
         Ok(records
             .into_iter()
-            .filter(|r| r.key.as_ref() == Some(&self.key))
-            .next_back()
+            .rfind(|r| r.key.as_ref() == Some(&self.key))
             .and_then(|r| r.value))
     }
 
