@@ -266,6 +266,8 @@ pub struct TaskStats {
     pub watermark: Option<i64>,
     /// Checkpoints saved since the task started.
     pub checkpoints: u64,
+    /// Size of the last checkpoint saved (operator state and positions), in bytes.
+    pub checkpoint_bytes: u64,
     /// Per step counters.
     pub steps: Vec<StepStats>,
 }
@@ -575,6 +577,7 @@ impl<S: Source, K: Sink, C: CheckpointStore> Task<S, K, C> {
             state: self.chain.snapshot(),
         };
         let bytes = serde_json::to_vec(&checkpoint).map_err(|e| IoError(e.to_string()))?;
+        self.stats.checkpoint_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         self.store.save(Bytes::from(bytes)).await?;
         self.last_checkpoint = Instant::now();
         self.stats.checkpoints += 1;

@@ -277,7 +277,11 @@ fn describe_text(body: &Value) {
     println!("RECORDS OUT   {}", count(&body["records_out"]));
     println!("DROPPED       {}", count(&body["dropped"]));
     println!("LAG           {}", count(&body["lag"]));
-    println!("STATE ENTRIES {}", count(&body["state_entries"]));
+    println!(
+        "STATE         {} entries, {} bytes checkpointed",
+        count(&body["state_entries"]),
+        count(&body["state_bytes"])
+    );
     println!(
         "LATENCY       p50 {}  p99 {}",
         millis(&body["latency_p50_seconds"]),

@@ -117,6 +117,11 @@ pub(crate) const FAMILIES: &[(&str, Kind, &str)] = &[
         "Entries of operator state (windows, remembered keys, table rows), by pipeline and step.",
     ),
     (
+        TRANSFORM_STATE_BYTES,
+        Kind::Gauge,
+        "Bytes of a pipeline's last checkpoints (operator state and positions), by pipeline.",
+    ),
+    (
         TRANSFORM_LATENCY,
         Kind::Histogram,
         "Time from a pipeline's read returning to its outputs written, by pipeline.",
@@ -143,6 +148,7 @@ const TRANSFORM_DROPPED: &str = "sluice_transform_records_dropped_total";
 const TRANSFORM_DEAD: &str = "sluice_transform_dead_letters_total";
 const TRANSFORM_LAG: &str = "sluice_transform_lag_records";
 const TRANSFORM_STATE: &str = "sluice_transform_state_entries";
+const TRANSFORM_STATE_BYTES: &str = "sluice_transform_state_bytes";
 const TRANSFORM_LATENCY: &str = "sluice_transform_processing_duration_seconds";
 
 /// One partition as a scrape sees it.
@@ -390,6 +396,7 @@ fn render_transforms(
         records_out: u64,
         dead: u64,
         lag: i64,
+        state_bytes: u64,
         latency: Option<super::HistogramSnapshot>,
         steps: BTreeMap<String, (u64, usize)>,
     }
@@ -400,6 +407,7 @@ fn render_transforms(
         sums.records_out += task.stats.records_out;
         sums.dead += task.stats.dead_letters;
         sums.lag += task.stats.lag();
+        sums.state_bytes += task.stats.checkpoint_bytes;
         match &mut sums.latency {
             Some(total) => total.merge(&task.latency),
             None => sums.latency = Some(task.latency.clone()),
@@ -446,6 +454,14 @@ fn render_transforms(
                 f(entries),
             );
         }
+    }
+    family(e, TRANSFORM_STATE_BYTES);
+    for (name, s) in &pipelines {
+        e.sample(
+            TRANSFORM_STATE_BYTES,
+            &[("pipeline", name)],
+            f(s.state_bytes),
+        );
     }
     family(e, TRANSFORM_LATENCY);
     for (name, s) in &pipelines {

@@ -364,6 +364,7 @@ struct Totals {
     dead_letters: u64,
     lag: i64,
     state_entries: usize,
+    state_bytes: u64,
 }
 
 fn totals(tasks: &[TaskSnapshot]) -> Totals {
@@ -375,6 +376,7 @@ fn totals(tasks: &[TaskSnapshot]) -> Totals {
         t.dead_letters += task.stats.dead_letters;
         t.lag += task.stats.lag();
         t.state_entries += task.stats.state_entries();
+        t.state_bytes += task.stats.checkpoint_bytes;
     }
     t
 }
@@ -485,6 +487,7 @@ pub(crate) async fn describe(node: &Arc<NodeShared>, name: &str) -> Result<Value
         "dead_letters": t.dead_letters,
         "lag": t.lag,
         "state_entries": t.state_entries,
+        "state_bytes": t.state_bytes,
         "latency_p50_seconds": quantile(&latency, 0.5),
         "latency_p99_seconds": quantile(&latency, 0.99),
         "steps": steps,
