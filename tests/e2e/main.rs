@@ -23,4 +23,5 @@ mod produce_consume;
 mod python;
 mod records;
 mod runtime;
+mod transform_cli;
 mod transforms;

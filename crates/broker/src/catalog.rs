@@ -377,16 +377,6 @@ impl MetaStore {
         )
     }
 
-    /// Forgets a deployed pipeline.
-    pub(crate) fn remove_pipeline(&self, name: &str) -> Result<(), StartError> {
-        let path = self.pipelines_dir().join(format!("{name}.toml"));
-        match std::fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.pipelines_dir()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StartError::Io { path, source }),
-        }
-    }
-
     /// Every persisted pipeline, by name.
     pub(crate) fn load_pipelines(
         &self,

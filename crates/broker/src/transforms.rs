@@ -70,12 +70,19 @@ pub(crate) struct PipelineRecord {
     pub(crate) paused: bool,
     pub(crate) deployed_at_ms: i64,
     pub(crate) spec: String,
+    /// A deleted pipeline, kept only for its generation: a later deploy of the name must
+    /// take a new one, or its tasks would reuse the old task ids (and so the old
+    /// checkpoints, running tasks and origin headers).
+    #[serde(default)]
+    pub(crate) deleted: bool,
 }
 
 /// The node's deployed pipelines, by name.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     pipelines: BTreeMap<String, Arc<Deployed>>,
+    /// The last generation of every name deployed here, deleted ones included.
+    generations: BTreeMap<String, u64>,
 }
 
 impl Registry {
@@ -83,7 +90,12 @@ impl Registry {
     /// skipped with a warning rather than stopping the node.
     pub(crate) fn load(records: Vec<(String, PipelineRecord)>) -> Self {
         let mut pipelines = BTreeMap::new();
+        let mut generations = BTreeMap::new();
         for (name, record) in records {
+            generations.insert(name.clone(), record.generation);
+            if record.deleted {
+                continue;
+            }
             match PipelineSpec::parse(&record.spec) {
                 Ok(mut spec) => {
                     default_dead_letter(&mut spec);
@@ -102,7 +114,16 @@ impl Registry {
                 Err(error) => warn!(pipeline = %name, %error, "stored pipeline skipped"),
             }
         }
-        Self { pipelines }
+        Self {
+            pipelines,
+            generations,
+        }
+    }
+
+    /// The generation a deploy of `name` takes: one more than any before it, deleted
+    /// deployments included.
+    pub(crate) fn next_generation(&self, name: &str) -> u64 {
+        self.generations.get(name).map_or(1, |g| g + 1)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Deployed>> {
@@ -114,9 +135,12 @@ impl Registry {
     }
 
     pub(crate) fn insert(&mut self, deployed: Arc<Deployed>) {
+        let generation = self.generations.entry(deployed.name.clone()).or_default();
+        *generation = (*generation).max(deployed.generation);
         self.pipelines.insert(deployed.name.clone(), deployed);
     }
 
+    /// Removes a pipeline; its generation is remembered.
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Deployed>> {
         self.pipelines.remove(name)
     }

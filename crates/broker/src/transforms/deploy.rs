@@ -235,9 +235,10 @@ pub(crate) async fn deploy(
     .await?;
     let _guard = node.admin_lock.lock().await;
     let previous = node.pipelines().get(&spec.name);
+    let generation = node.pipelines().next_generation(&spec.name);
     let deployed = Arc::new(Deployed {
         name: spec.name.clone(),
-        generation: previous.as_ref().map_or(1, |p| p.generation + 1),
+        generation,
         source,
         spec: Arc::new(spec),
         paused: false,
@@ -268,6 +269,7 @@ fn store(node: &NodeShared, deployed: &Deployed) -> Result<(), Refused> {
                 paused: deployed.paused,
                 deployed_at_ms: deployed.deployed_at_ms,
                 spec: deployed.source.clone(),
+                deleted: false,
             },
         )
         .map_err(|e| Refused::new(500, format!("cannot store pipeline: {e}")))
@@ -324,8 +326,18 @@ pub(crate) async fn delete(node: &Arc<NodeShared>, name: &str) -> Result<Value, 
             .pipelines_mut()
             .remove(name)
             .ok_or_else(|| not_found(name))?;
+        // Kept as a tombstone, so that a later deploy of the name takes a new generation.
         node.meta
-            .remove_pipeline(name)
+            .store_pipeline(
+                name,
+                &PipelineRecord {
+                    generation: removed.generation,
+                    paused: true,
+                    deployed_at_ms: removed.deployed_at_ms,
+                    spec: String::new(),
+                    deleted: true,
+                },
+            )
             .map_err(|e| Refused::new(500, format!("cannot remove pipeline: {e}")))?;
         removed
     };
