@@ -36,6 +36,10 @@
 //! `--broker-pid` adds the broker's CPU seconds per phase (from `/proc`). Both modes end
 //! with one line starting with `RESULT `.
 
+/// The same allocator as the broker, so the external worker is not slowed by a slower one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::io::{Read as _, Write as _};

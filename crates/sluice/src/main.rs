@@ -1,6 +1,11 @@
 //! `sluice`: runs a broker node (`sluice broker`) and administers a cluster over the
 //! Kafka protocol, shaped after rpk (`sluice topic …`, `group …`, `cluster …`, `dev …`).
 
+/// The broker allocates per record on its processing paths (decoded records, JSON
+/// values, operator state); mimalloc's thread-local free lists suit one thread per shard.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod broker_cmd;
 mod cli;
 mod cli_cluster;
