@@ -204,6 +204,7 @@ impl Node {
                 }
             }
         }
+        node.shared.serving.send_replace(true);
         if let Some(admin) = &node.admin {
             admin.set_ready();
         }

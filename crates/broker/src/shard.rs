@@ -62,6 +62,9 @@ pub(crate) struct NodeShared {
     pub(crate) pipelines: RwLock<crate::transforms::Registry>,
     /// Bumped on every change of `pipelines`, so shards reconcile their tasks.
     pub(crate) pipelines_version: watch::Sender<u64>,
+    /// Set once every shard has opened its partitions: until then no shard accepts
+    /// clients, since a request could reach a partition another shard has not opened.
+    pub(crate) serving: watch::Sender<bool>,
 }
 
 /// The shard went away (node shutting down) before answering.
@@ -94,6 +97,7 @@ impl NodeShared {
             metrics: crate::metrics::NodeMetrics::new(config.smp.get()),
             pipelines: RwLock::new(crate::transforms::Registry::default()),
             pipelines_version: watch::Sender::new(0),
+            serving: watch::Sender::new(false),
             config,
             shutdown,
         }
@@ -394,6 +398,17 @@ impl Shard {
 
     /// Closes every log: indexes written, data synced.
     fn close_partitions(&self) {
+        // Coordinators hold their partitions: unload them first so those logs close
+        // cleanly too.
+        let hosts: Vec<_> = self
+            .coordinators
+            .borrow_mut()
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for host in hosts {
+            host.unload(crate::handler::now_ms());
+        }
         let partitions: Vec<_> = self
             .partitions
             .borrow_mut()
@@ -496,7 +511,6 @@ async fn shard_main(start: ShardStart) {
         }
     };
     let _ = ready.send(Ok(id));
-    debug!(shard = id, uring, "shard serving");
 
     let task_shard = shard.clone();
     tokio::task::spawn_local(async move {
@@ -504,6 +518,13 @@ async fn shard_main(start: ShardStart) {
             task(&task_shard);
         }
     });
+    let mut serving = node.serving.subscribe();
+    let mut stopping = node.shutdown.clone();
+    tokio::select! {
+        _ = serving.wait_for(|all_open| *all_open) => {}
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
+    debug!(shard = id, uring, "shard serving");
 
     tokio::task::spawn_local(crate::transforms::supervise(shard.clone()));
 
