@@ -299,39 +299,14 @@ impl MetaStore {
         defaults: &TopicDefaults,
     ) -> Result<Vec<(String, Uuid, i32, TopicConfig)>, StartError> {
         self.load_cluster_defaults(defaults)?;
-        let dir = self.topics_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StartError::Io { path: dir, source }),
-        };
         let mut topics = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| StartError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".toml"))
-            else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&path).map_err(|source| StartError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let meta_error = |reason: String| StartError::Meta {
-                path: path.clone(),
-                reason,
-            };
-            let record: TopicRecord =
-                toml::from_str(&text).map_err(|e| meta_error(e.to_string()))?;
-            let config = TopicConfig::new(record.configs, defaults)
-                .map_err(|e| meta_error(e.to_string()))?;
-            topics.push((name.to_owned(), record.id, record.partitions, config));
+        for (name, path, record) in read_records::<TopicRecord>(&self.topics_dir())? {
+            let config =
+                TopicConfig::new(record.configs, defaults).map_err(|e| StartError::Meta {
+                    path,
+                    reason: e.to_string(),
+                })?;
+            topics.push((name, record.id, record.partitions, config));
         }
         Ok(topics)
     }
@@ -381,39 +356,10 @@ impl MetaStore {
     pub(crate) fn load_pipelines(
         &self,
     ) -> Result<Vec<(String, crate::transforms::PipelineRecord)>, StartError> {
-        let dir = self.pipelines_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StartError::Io { path: dir, source }),
-        };
-        let mut pipelines = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|source| StartError::Io {
-                    path: dir.clone(),
-                    source,
-                })?
-                .path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .filter(|n| !n.starts_with('.'))
-                .and_then(|n| n.strip_suffix(".toml"))
-            else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&path).map_err(|source| StartError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let record = toml::from_str(&text).map_err(|e| StartError::Meta {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            pipelines.push((name.to_owned(), record));
-        }
-        Ok(pipelines)
+        Ok(read_records(&self.pipelines_dir())?
+            .into_iter()
+            .map(|(name, _, record)| (name, record))
+            .collect())
     }
 
     /// Forgets a topic; its partition directories are removed after this.
@@ -422,6 +368,51 @@ impl MetaStore {
         std::fs::remove_file(&path).map_err(|source| StartError::Io { path, source })?;
         sync_dir(&self.topics_dir())
     }
+}
+
+/// Every `<name>.toml` record in `dir` (none when it does not exist): name, path and
+/// the parsed record.
+fn read_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf, T)>, StartError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StartError::Io {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| StartError::Io {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
+        // Half-written files are `.<name>.tmp` and do not end in `.toml`.
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".toml"))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| StartError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let record = toml::from_str(&text).map_err(|e| StartError::Meta {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        records.push((name, path, record));
+    }
+    Ok(records)
 }
 
 fn new_cluster_id() -> String {
